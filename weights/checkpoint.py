@@ -1,0 +1,65 @@
+"""The loaded form of any Whisper checkpoint, whatever file format it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .dims import ModelDimensions, check_dims, dims_from_tensors
+from .schema import check_tensors
+
+# The multilingual vocabulary adds one token (a language id) to the English-only one.
+MULTILINGUAL_MIN_VOCAB = 51865
+
+
+@dataclass
+class Checkpoint:
+    """A Whisper model's weights under openai-whisper's state-dict names, as float32 C arrays."""
+
+    dims: ModelDimensions
+    tensors: dict[str, np.ndarray]
+    source: Path
+    alignment_heads: list[tuple[int, int]] | None = None
+    tokenizer_dir: Path | None = None
+    config: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def is_multilingual(self) -> bool:
+        return self.dims.n_vocab >= MULTILINGUAL_MIN_VOCAB
+
+
+def make_checkpoint(
+    tensors: Mapping[str, np.ndarray],
+    source: Path,
+    *,
+    dims: ModelDimensions | None = None,
+    n_audio_head: int | None = None,
+    n_text_head: int | None = None,
+    config: dict[str, Any] | None = None,
+    tokenizer_dir: Path | None = None,
+    alignment_heads: list | None = None,
+) -> Checkpoint:
+    """Normalise converted tensors into a checked ``Checkpoint``.
+
+    ``dims`` is given only by formats that store them (OpenAI's .pt); they are then checked
+    against the tensors rather than trusted. Otherwise they are derived from the tensors.
+    """
+    arrays = {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in tensors.items()}
+    if dims is None:
+        dims = dims_from_tensors(arrays, source, n_audio_head, n_text_head)
+    else:
+        check_dims(dims, source)
+    check_tensors(arrays, dims, source)
+    if alignment_heads is None and config is not None:
+        alignment_heads = config.get("alignment_heads")
+    return Checkpoint(
+        dims=dims,
+        tensors=arrays,
+        source=source,
+        alignment_heads=None if alignment_heads is None else [tuple(map(int, h)) for h in alignment_heads],
+        tokenizer_dir=tokenizer_dir,
+        config=config,
+    )
