@@ -18,7 +18,8 @@ from .binary import ByteReader, decode_array, read_parts
 from .checkpoint import Checkpoint, make_checkpoint
 from .errors import CorruptWeightsError, MissingTensorError
 
-_DTYPES = {0: "float32", 1: "int8", 2: "int16", 3: "int32", 4: "float16", 5: "bfloat16"}
+# CTranslate2 dtype ids.
+DTYPES = {0: "float32", 1: "int8", 2: "int16", 3: "int32", 4: "float16", 5: "bfloat16"}
 # Version 4 introduced per-variable dtype ids and 6 is the newest; older files predate Whisper.
 _SUPPORTED_VERSIONS = range(4, 7)
 
@@ -46,9 +47,9 @@ def read_model_bin(paths: Sequence[Path]) -> dict[str, np.ndarray]:
         (rank,) = reader.unpack("B", "the rank", name)
         shape = reader.unpack("I" * rank, "the shape", name)
         dtype_id, size = reader.unpack("BI", "the dtype and size", name)
-        if dtype_id not in _DTYPES:
+        if dtype_id not in DTYPES:
             raise CorruptWeightsError(path, f"unknown dtype id {dtype_id}", name)
-        variables[name] = decode_array(reader.take(size, "the data", name), _DTYPES[dtype_id], shape, path, name)
+        variables[name] = decode_array(reader.take(size, "the data", name), DTYPES[dtype_id], shape, path, name)
     (alias_count,) = reader.unpack("I", "the alias count")
     for index in range(alias_count):
         alias = _read_string(reader, f"alias {index}")
