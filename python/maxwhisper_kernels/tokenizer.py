@@ -284,9 +284,7 @@ class Tokenizer:
             return self.split_tokens_on_unicode(tokens)
         return self.split_tokens_on_spaces(tokens)
 
-    def split_tokens_on_unicode(
-        self, tokens: list[int]
-    ) -> tuple[list[str], list[list[int]]]:
+    def split_tokens_on_unicode(self, tokens: list[int]) -> tuple[list[str], list[list[int]]]:
         decoded_full = self.decode_with_timestamps(tokens)
         replacement_char = "\ufffd"
 

@@ -1,0 +1,156 @@
+"""Reading audio the way Whisper expects it: mono float32 at 16 kHz, padded or cut to 30 s.
+
+openai-whisper shells out to the ffmpeg CLI; here PyAV (the same libraries, linked in) decodes
+any container or codec and its resampler (libswresample, as the CLI's ``-ac 1 -ar 16000``) mixes
+down and resamples, to 16-bit samples as openai-whisper's pipe does, so the audio matches.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import warnings
+
+import av
+import numpy as np
+
+SAMPLE_RATE = 16000
+N_FFT = 400
+HOP_LENGTH = 160
+CHUNK_LENGTH = 30
+N_SAMPLES = CHUNK_LENGTH * SAMPLE_RATE  # 480000 samples in a 30-second chunk
+N_FRAMES = N_SAMPLES // HOP_LENGTH  # 3000 frames in a mel spectrogram input
+
+N_SAMPLES_PER_TOKEN = HOP_LENGTH * 2  # the encoder's second convolution has stride 2
+FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 10 ms per audio frame
+TOKENS_PER_SECOND = SAMPLE_RATE // N_SAMPLES_PER_TOKEN  # 20 ms per audio token
+
+
+class AudioError(ValueError):
+    """Audio that cannot be used: `source` names the file (or the array), `reason` says why."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+def _reason(error: Exception) -> str:
+    # FFmpeg's errors carry errno-style text; without it str() repeats the file name.
+    return getattr(error, "strerror", None) or str(error)
+
+
+def load_audio(file: str | os.PathLike[str], sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Decodes an audio (or video) file to a mono float32 waveform in [-1, 1) at `sr` Hz.
+
+    Channels are mixed down as ffmpeg does (stereo: the mean of the two). Packets that fail to
+    decode are skipped with a warning, as the ffmpeg CLI skips them, so a truncated or partly
+    damaged recording still gives the audio it holds. Raises AudioError for a missing, empty,
+    unreadable or audio-less file, or one that decodes to no samples.
+    """
+    name = os.fspath(file)
+    try:
+        info = os.stat(name)
+    except OSError as error:
+        raise AudioError(name, _reason(error)) from None
+    if stat.S_ISREG(info.st_mode) and info.st_size == 0:
+        raise AudioError(name, "the file is empty (0 bytes)")
+
+    try:
+        container = av.open(name, mode="r", metadata_errors="ignore")
+    except (av.FFmpegError, OSError) as error:
+        raise AudioError(name, f"not a readable audio file ({_reason(error)})") from None
+
+    with container:
+        stream = container.streams.best("audio")
+        if stream is None:
+            read_as = container.format.long_name
+            raise AudioError(name, f"no audio stream (FFmpeg reads it as {read_as})")
+        chunks, errors = _decode_mono_s16(container, stream, sr)
+
+    if errors:
+        if not chunks:
+            raise AudioError(name, f"no audio could be decoded ({_reason(errors[0])})")
+        warnings.warn(
+            f"{name}: skipped {len(errors)} undecodable part(s) ({_reason(errors[0])})",
+            stacklevel=2,
+        )
+    if not chunks:
+        raise AudioError(name, "the audio stream is empty (no samples)")
+    return np.concatenate(chunks).astype(np.float32) / 32768.0
+
+
+def _decode_mono_s16(
+    container: av.container.InputContainer, stream: av.AudioStream, sr: int
+) -> tuple[list[np.ndarray], list[Exception]]:
+    """The stream's samples as mono int16 arrays at `sr`, and the errors met on the way."""
+    chunks: list[np.ndarray] = []
+    errors: list[Exception] = []
+    resampler: av.AudioResampler | None = None
+    source_format: tuple[str, str, int] | None = None
+
+    def collect(frames: list[av.AudioFrame]) -> None:
+        chunks.extend(f.to_ndarray().reshape(-1) for f in frames if f.samples)
+
+    try:
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.FFmpegError as error:
+                errors.append(error)
+                continue
+            for frame in frames:
+                # A resampler is fixed to one input format; streams can change rate or layout
+                # midway (e.g. concatenated MP3s), which the ffmpeg CLI follows.
+                frame_format = (frame.format.name, frame.layout.name, frame.sample_rate)
+                if frame_format != source_format:
+                    if resampler is not None:
+                        collect(resampler.resample(None))
+                    resampler = av.AudioResampler(format="s16", layout="mono", rate=sr)
+                    source_format = frame_format
+                collect(resampler.resample(frame))
+    except av.FFmpegError as error:  # the container itself is damaged past this point
+        errors.append(error)
+    if resampler is not None:
+        collect(resampler.resample(None))
+    return chunks, errors
+
+
+def check_audio_array(audio: np.ndarray) -> np.ndarray:
+    """Validates a waveform given as an array and returns it as 1-D float32.
+
+    Raises AudioError unless it is a non-empty, finite, floating-point, 1-D (or squeezable to
+    1-D) array; samples are expected at 16 kHz in [-1, 1].
+    """
+    source = "audio array"
+    array = np.asarray(audio)
+    if array.ndim != 1:
+        array = array.squeeze()
+        if array.ndim != 1:
+            raise AudioError(source, f"expected a 1-D mono waveform, got shape {np.shape(audio)}")
+    if array.size == 0:
+        raise AudioError(source, "the waveform is empty (no samples)")
+    if not np.issubdtype(array.dtype, np.floating):
+        raise AudioError(
+            source,
+            f"expected floating-point samples in [-1, 1], got {array.dtype} "
+            "(divide 16-bit PCM by 32768)",
+        )
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.isfinite(array).all():
+        raise AudioError(source, "the waveform has NaN or infinite samples")
+    return array
+
+
+def pad_or_trim(array: np.ndarray, length: int = N_SAMPLES, axis: int = -1) -> np.ndarray:
+    """Pads with zeros or cuts `array` along `axis` to `length`, the encoder's input size."""
+    size = array.shape[axis]
+    if size > length:
+        index = [slice(None)] * array.ndim
+        index[axis] = slice(0, length)
+        return array[tuple(index)]
+    if size < length:
+        widths = [(0, 0)] * array.ndim
+        widths[axis] = (0, length - size)
+        return np.pad(array, widths)
+    return array
