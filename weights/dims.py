@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -52,7 +52,7 @@ def dims_from_tensors(
     n_audio_head: int | None = None,
     n_text_head: int | None = None,
 ) -> ModelDimensions:
-    """Derive the dimensions from OpenAI-named tensors; head counts come from the format's metadata."""
+    """Dimensions of OpenAI-named tensors; head counts come from the format's metadata."""
     n_audio_state, n_mels, _ = _shape(tensors, "encoder.conv1.weight", source)
     n_audio_ctx = _shape(tensors, "encoder.positional_embedding", source)[0]
     n_vocab, n_text_state = _shape(tensors, "decoder.token_embedding.weight", source)
@@ -82,4 +82,6 @@ def check_dims(dims: ModelDimensions, source: Path) -> None:
         if layers < 1:
             raise WeightsError(f"{source}: the {stack} stack has no layers")
         if heads < 1 or state % heads:
-            raise WeightsError(f"{source}: n_{stack}_head={heads} does not divide n_{stack}_state={state}")
+            raise WeightsError(
+                f"{source}: n_{stack}_head={heads} does not divide n_{stack}_state={state}"
+            )

@@ -17,7 +17,9 @@ _SUFFIXES = (".bin", ".safetensors", ".pt")
 
 
 def _load_ctranslate2_files(model_bin: list[Path], dirs: list[Path]) -> Checkpoint:
-    return load_ctranslate2(model_bin, config=find_config(dirs), tokenizer_dir=find_tokenizer_dir(dirs))
+    return load_ctranslate2(
+        model_bin, config=find_config(dirs), tokenizer_dir=find_tokenizer_dir(dirs)
+    )
 
 
 def _load_file(path: Path) -> Checkpoint:
@@ -44,8 +46,12 @@ def _load_directory(directory: Path) -> Checkpoint:
     if len(checkpoints) == 1:
         return _load_file(checkpoints[0])
     if checkpoints:
-        raise WeightsError(f"{directory}: several .pt checkpoints, pass one: {[p.name for p in checkpoints]}")
-    raise WeightsFileNotFoundError(f"{directory}: no model.bin, model.safetensors or .pt checkpoint in it")
+        raise WeightsError(
+            f"{directory}: several .pt checkpoints, pass one: {[p.name for p in checkpoints]}"
+        )
+    raise WeightsFileNotFoundError(
+        f"{directory}: no model.bin, model.safetensors or .pt checkpoint in it"
+    )
 
 
 def load_checkpoint(name_or_path: str | os.PathLike) -> Checkpoint:
@@ -59,7 +65,11 @@ def load_checkpoint(name_or_path: str | os.PathLike) -> Checkpoint:
         return _load_directory(path)
     if path.is_file():
         return _load_file(path)
-    if isinstance(name_or_path, os.PathLike) or os.sep in str(name_or_path) or path.suffix in _SUFFIXES:
+    if (
+        isinstance(name_or_path, os.PathLike)
+        or os.sep in str(name_or_path)
+        or path.suffix in _SUFFIXES
+    ):
         raise WeightsFileNotFoundError(f"weights path not found: {path}")
     resolved = resolve_model(str(name_or_path))
     return _load_ctranslate2_files(resolved.model_bin, resolved.dirs)

@@ -19,14 +19,22 @@ from pathlib import Path
 
 import numpy as np
 
+from .binary import decode_array
 from .checkpoint import Checkpoint, make_checkpoint
 from .dims import ModelDimensions
 from .errors import CorruptWeightsError, WeightsFileNotFoundError
 
 _STORAGE_DTYPES = {
-    "DoubleStorage": "f8", "FloatStorage": "f4", "HalfStorage": "f2", "BFloat16Storage": "bfloat16",
-    "LongStorage": "i8", "IntStorage": "i4", "ShortStorage": "i2", "CharStorage": "i1",
-    "ByteStorage": "u1", "BoolStorage": "?",
+    "DoubleStorage": "float64",
+    "FloatStorage": "float32",
+    "HalfStorage": "float16",
+    "BFloat16Storage": "bfloat16",
+    "LongStorage": "int64",
+    "IntStorage": "int32",
+    "ShortStorage": "int16",
+    "CharStorage": "int8",
+    "ByteStorage": "uint8",
+    "BoolStorage": "bool",
 }
 
 
@@ -53,6 +61,8 @@ class _TensorRef:
 
 
 def _rebuild_tensor(storage, offset, size, stride, *_requires_grad_hooks_metadata) -> _TensorRef:
+    if not isinstance(storage, _Storage):
+        raise TypeError(f"tensor built on a {type(storage).__name__}, not a storage")
     return _TensorRef(storage, int(offset), tuple(size), tuple(stride))
 
 
@@ -81,11 +91,18 @@ class _Unpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         if (module, name) not in _GLOBALS:
-            raise CorruptWeightsError(self.path, f"refusing to unpickle {module}.{name}: not part of a tensor checkpoint")
+            raise CorruptWeightsError(
+                self.path, f"refusing to unpickle {module}.{name}: not part of a tensor checkpoint"
+            )
         return _GLOBALS[(module, name)]
 
     def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], _StorageType)):
+        if not (
+            isinstance(pid, tuple)
+            and len(pid) == 5
+            and pid[0] == "storage"
+            and isinstance(pid[1], _StorageType)
+        ):
             raise CorruptWeightsError(self.path, f"unexpected persistent id {pid!r}")
         return _Storage(key=str(pid[2]), dtype=pid[1].dtype, numel=int(pid[4]))
 
@@ -98,22 +115,30 @@ class _Archive:
         try:
             self.zip = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError) as error:
-            raise CorruptWeightsError(path, f"not a torch zip checkpoint (truncated?): {error}") from error
-        pickles = [name for name in self.zip.namelist() if name.endswith("/data.pkl") or name == "data.pkl"]
+            raise CorruptWeightsError(
+                path, f"not a torch zip checkpoint (truncated?): {error}"
+            ) from error
+        pickles = [
+            name for name in self.zip.namelist() if name.endswith("/data.pkl") or name == "data.pkl"
+        ]
         if len(pickles) != 1:
-            raise CorruptWeightsError(path, f"expected one data.pkl in the archive, found {len(pickles)}")
+            raise CorruptWeightsError(
+                path, f"expected one data.pkl in the archive, found {len(pickles)}"
+            )
         self.prefix = pickles[0][: -len("data.pkl")]
         # Archives from before torch 1.13 have no byteorder record and are little-endian.
         byteorder = b"little"
         if f"{self.prefix}byteorder" in self.zip.namelist():
             byteorder = self.read(f"{self.prefix}byteorder", "the byte order")
-        self.endian = ">" if byteorder.strip() == b"big" else "<"
+        self.byteorder = ">" if byteorder.strip() == b"big" else "<"
 
     def read(self, member: str, what: str, tensor: str | None = None) -> bytes:
         try:
             return self.zip.read(member)
         except (KeyError, zipfile.BadZipFile, OSError, EOFError) as error:
-            raise CorruptWeightsError(self.path, f"cannot read {what} ({member}): {error}", tensor) from error
+            raise CorruptWeightsError(
+                self.path, f"cannot read {what} ({member}): {error}", tensor
+            ) from error
 
     def load_object(self):
         data = self.read(f"{self.prefix}data.pkl", "the pickle")
@@ -121,28 +146,32 @@ class _Archive:
             return _Unpickler(io.BytesIO(data), self.path).load()
         except CorruptWeightsError:
             raise
-        except (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError) as error:
+        except Exception as error:  # any other failure of a malformed pickle: opcodes, arity...
             raise CorruptWeightsError(self.path, f"corrupt pickle: {error}") from error
 
     def tensor(self, name: str, ref: _TensorRef, storages: dict[str, np.ndarray]) -> np.ndarray:
         storage = ref.storage
         if storage.key not in storages:
             raw = self.read(f"{self.prefix}data/{storage.key}", f"storage {storage.key}", name)
-            dtype = np.dtype("<u2" if storage.dtype == "bfloat16" else self.endian + storage.dtype)
-            if len(raw) != storage.numel * dtype.itemsize:
-                raise CorruptWeightsError(
-                    self.path, f"storage {storage.key} has {len(raw)} bytes, expected {storage.numel * dtype.itemsize}", name
-                )
-            array = np.frombuffer(raw, dtype=dtype)
-            if storage.dtype == "bfloat16":
-                array = (array.astype(np.uint32) << 16).view(np.float32)
-            storages[storage.key] = array
+            storages[storage.key] = decode_array(
+                memoryview(raw), storage.dtype, (storage.numel,), self.path, name, self.byteorder
+            )
         flat = storages[storage.key]
+        if len(ref.size) != len(ref.stride):
+            raise CorruptWeightsError(self.path, f"view {ref} has mismatched size and stride", name)
         reach = ref.offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride) if n > 0)
-        if ref.offset < 0 or min(ref.stride, default=0) < 0 or (0 not in ref.size and reach >= flat.size):
-            raise CorruptWeightsError(self.path, f"view {ref} reaches past its storage of {flat.size} elements", name)
+        if (
+            ref.offset < 0
+            or min(ref.stride, default=0) < 0
+            or (0 not in ref.size and reach >= flat.size)
+        ):
+            raise CorruptWeightsError(
+                self.path, f"view {ref} reaches past its storage of {flat.size} elements", name
+            )
         strides = tuple(s * flat.itemsize for s in ref.stride)
-        return np.lib.stride_tricks.as_strided(flat[ref.offset :], ref.size, strides, writeable=False)
+        return np.lib.stride_tricks.as_strided(
+            flat[ref.offset :], ref.size, strides, writeable=False
+        )
 
 
 def load_openai_pt(path: Path) -> Checkpoint:
@@ -156,9 +185,17 @@ def load_openai_pt(path: Path) -> Checkpoint:
 
 def _convert(archive: _Archive, checkpoint) -> Checkpoint:
     path = archive.path
-    if not isinstance(checkpoint, dict) or not {"dims", "model_state_dict"} <= checkpoint.keys():
+    if (
+        not isinstance(checkpoint, dict)
+        or not {"dims", "model_state_dict"} <= checkpoint.keys()
+        or not isinstance(checkpoint["model_state_dict"], dict)
+        or not isinstance(checkpoint["dims"], dict)
+    ):
         keys = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise CorruptWeightsError(path, f"not an openai-whisper checkpoint: expected dims and model_state_dict, found {keys}")
+        raise CorruptWeightsError(
+            path,
+            f"not an openai-whisper checkpoint: expected dims and model_state_dict, found {keys}",
+        )
     try:
         dims = ModelDimensions(**checkpoint["dims"])
     except TypeError as error:
@@ -167,6 +204,8 @@ def _convert(archive: _Archive, checkpoint) -> Checkpoint:
     tensors = {}
     for name, ref in checkpoint["model_state_dict"].items():
         if not isinstance(ref, _TensorRef):
-            raise CorruptWeightsError(path, f"state-dict entry is a {type(ref).__name__}, not a tensor", name)
+            raise CorruptWeightsError(
+                path, f"state-dict entry is a {type(ref).__name__}, not a tensor", name
+            )
         tensors[name] = archive.tensor(name, ref, storages)
     return make_checkpoint(tensors, path, dims=dims)

@@ -35,7 +35,7 @@ class WeightsPackage:
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    """The installed files of a model: model.bin parts and the directories to search for companions."""
+    """A model's installed model.bin parts and the directories holding its companion files."""
 
     name: str
     model_bin: list[Path]
@@ -70,8 +70,17 @@ UNAVAILABLE_MODELS: dict[str, str] = {
     **{
         name: "no PyPI package provides it"
         for name in (
-            "tiny", "base.en", "small.en", "medium", "medium.en",
-            "large", "large-v1", "large-v2", "large-v3", "large-v3-turbo", "turbo",
+            "tiny",
+            "base.en",
+            "small.en",
+            "medium",
+            "medium.en",
+            "large",
+            "large-v1",
+            "large-v2",
+            "large-v3",
+            "large-v3-turbo",
+            "turbo",
         )
     },
 }
@@ -89,7 +98,7 @@ def _installed(package: WeightsPackage, name: str) -> ResolvedModel | None:
     dirs = [_module_dir(part.module) for part in package.parts]
     if any(directory is None for directory in dirs):
         return None
-    files = [directory / part.file for directory, part in zip(dirs, package.parts)]
+    files = [directory / part.file for directory, part in zip(dirs, package.parts, strict=True)]
     return ResolvedModel(name, files, [file.parent for file in files])
 
 
@@ -103,7 +112,10 @@ def resolve_model(name: str) -> ResolvedModel:
                 f"Models with weights packages: {known}; or pass the path of a model.bin, "
                 f"model.safetensors or .pt checkpoint"
             )
-        provided = "; ".join(f"{model}: {packages[0].pip_command}" for model, packages in sorted(MODEL_PACKAGES.items()))
+        provided = "; ".join(
+            f"{model}: {packages[0].pip_command}"
+            for model, packages in sorted(MODEL_PACKAGES.items())
+        )
         raise UnknownModelError(
             f"unknown Whisper model {name!r}: not an existing path, nor one of {known} ({provided})"
         )

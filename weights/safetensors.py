@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import re
 import struct
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -19,8 +19,15 @@ from .checkpoint import Checkpoint, make_checkpoint
 from .errors import CorruptWeightsError, WeightsError
 
 _DTYPES = {
-    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
-    "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8",
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U8": "uint8",
 }
 _DTYPE_CODES = {np.dtype(numpy): code for code, numpy in _DTYPES.items() if numpy != "bfloat16"}
 
@@ -83,7 +90,11 @@ def hf_to_openai_name(name: str) -> str | None:
     module, _, leaf = name.rpartition(".")
     if match := _HF_BLOCK.fullmatch(module):
         stack, index, inner = match.groups()
-        return f"{stack}.blocks.{index}.{_HF_BLOCK_MODULES[inner]}.{leaf}" if inner in _HF_BLOCK_MODULES else None
+        return (
+            f"{stack}.blocks.{index}.{_HF_BLOCK_MODULES[inner]}.{leaf}"
+            if inner in _HF_BLOCK_MODULES
+            else None
+        )
     return f"{_HF_MODULES[module]}.{leaf}" if module in _HF_MODULES else None
 
 
@@ -101,21 +112,32 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
         if name == "__metadata__":
             continue
         try:
-            dtype, shape, (begin, end) = _DTYPES[entry["dtype"]], tuple(entry["shape"]), entry["data_offsets"]
+            dtype, shape, (begin, end) = (
+                _DTYPES[entry["dtype"]],
+                tuple(entry["shape"]),
+                entry["data_offsets"],
+            )
         except (KeyError, TypeError, ValueError) as error:
             raise CorruptWeightsError(path, f"malformed header entry {entry!r}", name) from error
         if not 0 <= begin <= end <= len(data):
             raise CorruptWeightsError(
-                path, f"truncated or corrupt: data bytes {begin}..{end} but the file holds {len(data)}", name
+                path,
+                f"truncated or corrupt: data bytes {begin}..{end} but the file holds {len(data)}",
+                name,
             )
         tensors[name] = decode_array(data[begin:end], dtype, shape, path, name)
     return tensors
 
 
-def write_safetensors(path: Path, tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None) -> None:
+def write_safetensors(
+    path: Path, tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None
+) -> None:
     """Write ``tensors`` (any NumPy dtype safetensors knows) as a .safetensors file."""
     header: dict = {"__metadata__": dict(metadata)} if metadata else {}
-    arrays = {name: np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<")) for name, value in tensors.items()}
+    arrays = {
+        name: np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<"))
+        for name, value in tensors.items()
+    }
     offset = 0
     for name, array in arrays.items():
         header[name] = {
@@ -133,6 +155,7 @@ def write_safetensors(path: Path, tensors: Mapping[str, np.ndarray], metadata: M
         for array in arrays.values():
             f.write(array.tobytes())
 
+
 def load_safetensors(
     path: Path,
     *,
@@ -140,7 +163,7 @@ def load_safetensors(
     generation_config: dict | None = None,
     tokenizer_dir: Path | None = None,
 ) -> Checkpoint:
-    """Load a transformers Whisper model.safetensors; ``config`` is its config.json if there is one."""
+    """Load a transformers Whisper model.safetensors; ``config`` is its config.json, if any."""
     tensors = {}
     projection = None
     for name, value in read_safetensors(path).items():
@@ -151,8 +174,14 @@ def load_safetensors(
         else:
             raise WeightsError(f"{path}: tensor {name!r} is not part of a Whisper model")
     embedding = tensors.get("decoder.token_embedding.weight")
-    if projection is not None and embedding is not None and not np.array_equal(projection, embedding):
-        raise CorruptWeightsError(path, "output projection is not tied to the token embedding", _HF_PROJECTION)
+    if (
+        projection is not None
+        and embedding is not None
+        and not np.array_equal(projection, embedding)
+    ):
+        raise CorruptWeightsError(
+            path, "output projection is not tied to the token embedding", _HF_PROJECTION
+        )
     config = config or {}
     return make_checkpoint(
         tensors,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -35,7 +35,10 @@ def _attention(prefix: str, d: int) -> dict[str, tuple[int, ...]]:
 def _block(prefix: str, d: int, cross: bool) -> dict[str, tuple[int, ...]]:
     shapes = {**_attention(f"{prefix}.attn", d), **_layer_norm(f"{prefix}.attn_ln", d)}
     if cross:
-        shapes |= {**_attention(f"{prefix}.cross_attn", d), **_layer_norm(f"{prefix}.cross_attn_ln", d)}
+        shapes |= {
+            **_attention(f"{prefix}.cross_attn", d),
+            **_layer_norm(f"{prefix}.cross_attn_ln", d),
+        }
     return shapes | {
         **_linear(f"{prefix}.mlp.0", 4 * d, d),
         **_linear(f"{prefix}.mlp.2", d, 4 * d),
