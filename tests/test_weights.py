@@ -323,6 +323,23 @@ def test_safetensors_config_gives_head_counts(tmp_path):
     assert_same_tensors(loaded.tensors, tensors)
 
 
+def test_truncated_safetensors_names_the_tensor(tmp_path):
+    path = tmp_path / "model.safetensors"
+    write_safetensors(path, hf_names(small_tensors()))
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(CorruptWeightsError, match="truncated") as caught:
+        load_checkpoint(path)
+    assert caught.value.path == path and caught.value.tensor is not None
+
+
+def test_untied_output_projection_is_refused(tmp_path):
+    hf = hf_names(small_tensors())
+    hf["proj_out.weight"] = hf["model.decoder.embed_tokens.weight"] + 1
+    write_safetensors(tmp_path / "model.safetensors", hf)
+    with pytest.raises(CorruptWeightsError, match="not tied"):
+        load_checkpoint(tmp_path)
+
+
 def test_openai_pt_round_trip(tiny, tmp_path, monkeypatch):
     state = {name: value.astype(np.float16) for name, value in tiny.tensors.items()}
     path = tmp_path / "tiny.en.pt"

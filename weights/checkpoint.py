@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .dims import ModelDimensions, check_dims, dims_from_tensors
+from .errors import CorruptWeightsError
 from .schema import check_tensors
 
 # The multilingual vocabulary adds one token (a language id) to the English-only one.
@@ -30,6 +31,24 @@ class Checkpoint:
     @property
     def is_multilingual(self) -> bool:
         return self.dims.n_vocab >= MULTILINGUAL_MIN_VOCAB
+
+
+def check_tied_projection(
+    projection: np.ndarray | None, embedding: np.ndarray | None, path: Path, name: str
+) -> None:
+    """Formats that store the output projection must store the token embedding again.
+
+    Whisper ties them; the reference forward pass and the graph compute logits from the
+    embedding alone, so an untied projection would silently be ignored.
+    """
+    if (
+        projection is not None
+        and embedding is not None
+        and not np.array_equal(projection, embedding)
+    ):
+        raise CorruptWeightsError(
+            path, "output projection is not tied to the token embedding", name
+        )
 
 
 def make_checkpoint(

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .binary import ByteReader, decode_array, read_parts
-from .checkpoint import Checkpoint, make_checkpoint
+from .checkpoint import Checkpoint, check_tied_projection, make_checkpoint
 from .errors import CorruptWeightsError, MissingTensorError
 
 # CTranslate2 dtype ids.
@@ -164,16 +164,12 @@ def load_ctranslate2(
 ) -> Checkpoint:
     """Load a CTranslate2 Whisper model.bin, whole or split into ``paths`` parts in order."""
     get = _Variables(read_model_bin(paths), paths[0])
-    projection = get.variables.get("decoder/projection/weight")
-    embeddings = get.variables.get("decoder/embeddings/weight")
-    if (
-        projection is not None
-        and embeddings is not None
-        and not np.array_equal(projection, embeddings)
-    ):
-        # Whisper ties its output projection to the token embedding; the reference forward pass
-        # and the graph compute logits from the embedding alone.
-        raise CorruptWeightsError(get.path, "output projection is not tied to the token embedding")
+    check_tied_projection(
+        get.variables.get("decoder/projection/weight"),
+        get.variables.get("decoder/embeddings/weight"),
+        get.path,
+        "decoder/projection/weight",
+    )
     return make_checkpoint(
         _to_openai_names(get),
         paths[0],

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .binary import ByteReader, decode_array, read_parts
-from .checkpoint import Checkpoint, make_checkpoint
+from .checkpoint import Checkpoint, check_tied_projection, make_checkpoint
 from .errors import CorruptWeightsError, WeightsError
 
 _DTYPES = {
@@ -173,15 +173,9 @@ def load_safetensors(
             tensors[openai] = value
         else:
             raise WeightsError(f"{path}: tensor {name!r} is not part of a Whisper model")
-    embedding = tensors.get("decoder.token_embedding.weight")
-    if (
-        projection is not None
-        and embedding is not None
-        and not np.array_equal(projection, embedding)
-    ):
-        raise CorruptWeightsError(
-            path, "output projection is not tied to the token embedding", _HF_PROJECTION
-        )
+    check_tied_projection(
+        projection, tensors.get("decoder.token_embedding.weight"), path, _HF_PROJECTION
+    )
     config = config or {}
     return make_checkpoint(
         tensors,
