@@ -1,0 +1,168 @@
+# Layer normalisation over the last axis, optionally fused with a residual add.
+#
+# Ops:
+#   "layernorm":     y = (x - mean) / sqrt(var + eps) * gamma + beta
+#   "add_layernorm": s = x + r;  y = layernorm(s)   (outputs y and s)
+# Layout: x, r, y, s are [rows, cols] row-major (callers flatten leading axes);
+#         gamma, beta are [cols]. eps is a compile-time parameter.
+# Accumulation is fp32 and two-pass (mean of values shifted by the row's
+# first element, then the centred sum of squares), so rows with a large
+# offset keep their precision.
+# Tested against a NumPy float64 reference in tests/test_layernorm.py.
+import extensibility
+from extensibility import InputTensor, OutputTensor
+from max.gpu.host import DeviceContext
+from max.algorithm.backend.cpu.parallelize import parallelize
+from std.math import sqrt
+from std.memory import Pointer
+from std.sys.info import num_physical_cores, simd_width_of
+
+comptime F32 = DType.float32
+comptime W = simd_width_of[F32]()
+
+
+@always_inline
+def _normalize_row[
+    dtype: DType
+](
+    src: Pointer[Scalar[dtype], _],
+    dst: Pointer[Scalar[dtype], MutAnyOrigin],
+    gamma: Pointer[Scalar[dtype], _],
+    beta: Pointer[Scalar[dtype], _],
+    cols: Int,
+    eps: Float32,
+):
+    """Normalises one row of `cols` values from `src` into `dst`."""
+    # Sums run on values shifted by the row's first element: rows with a large
+    # common offset then keep their precision in fp32, and a constant row
+    # gives exactly zero deviations.
+    var shift = src.unsafe_load(0).cast[F32]()
+    var acc = SIMD[F32, W](0)
+    var tail: Float32 = 0
+    var c = 0
+    while c + W <= cols:
+        acc += src.unsafe_load[width=W](c).cast[F32]() - shift
+        c += W
+    while c < cols:
+        tail += src.unsafe_load(c).cast[F32]() - shift
+        c += 1
+    var mean = shift + (acc.reduce_add() + tail) / Float32(cols)
+
+    acc = SIMD[F32, W](0)
+    tail = 0
+    c = 0
+    while c + W <= cols:
+        var d = src.unsafe_load[width=W](c).cast[F32]() - mean
+        acc += d * d
+        c += W
+    while c < cols:
+        var d = src.unsafe_load(c).cast[F32]() - mean
+        tail += d * d
+        c += 1
+    var rstd = 1.0 / sqrt((acc.reduce_add() + tail) / Float32(cols) + eps)
+
+    c = 0
+    while c + W <= cols:
+        var d = src.unsafe_load[width=W](c).cast[F32]() - mean
+        var g = gamma.unsafe_load[width=W](c).cast[F32]()
+        var b = beta.unsafe_load[width=W](c).cast[F32]()
+        dst.unsafe_store(c, (d * rstd * g + b).cast[dtype]())
+        c += W
+    while c < cols:
+        var d = src.unsafe_load(c).cast[F32]() - mean
+        var g = gamma.unsafe_load(c).cast[F32]()
+        var b = beta.unsafe_load(c).cast[F32]()
+        dst.unsafe_store(c, (d * rstd * g + b).cast[dtype]())
+        c += 1
+
+
+@always_inline
+def _add_rows[
+    dtype: DType
+](
+    x: Pointer[Scalar[dtype], _],
+    r: Pointer[Scalar[dtype], _],
+    s: Pointer[Scalar[dtype], MutAnyOrigin],
+    cols: Int,
+):
+    var c = 0
+    while c + W <= cols:
+        s.unsafe_store(c, x.unsafe_load[width=W](c) + r.unsafe_load[width=W](c))
+        c += W
+    while c < cols:
+        s.unsafe_store(c, x.unsafe_load(c) + r.unsafe_load(c))
+        c += 1
+
+
+def _for_rows[
+    target: StaticString, F: def(Int) -> None
+](rows: Int, row_fn: F, ctx: DeviceContext) raises:
+    """Runs row_fn over all rows; CPU workers take contiguous row ranges."""
+    comptime if target == "cpu":
+        var chunks = min(rows, num_physical_cores() * 4)
+        def chunk(i: Int) {rows, chunks, row_fn}:
+            var start = i * rows // chunks
+            var stop = (i + 1) * rows // chunks
+            for r in range(start, stop):
+                row_fn(r)
+        if chunks <= 1:
+            for r in range(rows):
+                row_fn(r)
+        else:
+            parallelize(chunk, chunks)
+    else:
+        raise Error("layernorm: no GPU path yet")
+
+
+@extensibility.register("layernorm")
+struct LayerNorm:
+    @staticmethod
+    def execute[
+        target: StaticString, eps: Float32
+    ](
+        y: OutputTensor[rank=2, ...],
+        x: InputTensor[dtype=y.dtype, rank=2, ...],
+        gamma: InputTensor[dtype=y.dtype, rank=1, ...],
+        beta: InputTensor[dtype=y.dtype, rank=1, ...],
+        ctx: DeviceContext,
+    ) raises:
+        var cols = x.dim_size(1)
+        var xp = x.unsafe_ptr()
+        var yp = y.unsafe_ptr()
+        var gp = gamma.unsafe_ptr()
+        var bp = beta.unsafe_ptr()
+
+        def row(r: Int) {xp, yp, gp, bp, cols}:
+            _normalize_row(xp.unsafe_offset(r * cols), yp.unsafe_offset(r * cols), gp, bp, cols, eps)
+
+        _for_rows[target](x.dim_size(0), row, ctx)
+
+
+@extensibility.register("add_layernorm")
+struct AddLayerNorm:
+    @staticmethod
+    def execute[
+        target: StaticString, eps: Float32
+    ](
+        y: OutputTensor[rank=2, ...],
+        s: OutputTensor[dtype=y.dtype, rank=2, ...],
+        x: InputTensor[dtype=y.dtype, rank=2, ...],
+        r: InputTensor[dtype=y.dtype, rank=2, ...],
+        gamma: InputTensor[dtype=y.dtype, rank=1, ...],
+        beta: InputTensor[dtype=y.dtype, rank=1, ...],
+        ctx: DeviceContext,
+    ) raises:
+        var cols = x.dim_size(1)
+        var xp = x.unsafe_ptr()
+        var rp = r.unsafe_ptr()
+        var yp = y.unsafe_ptr()
+        var sp = s.unsafe_ptr()
+        var gp = gamma.unsafe_ptr()
+        var bp = beta.unsafe_ptr()
+
+        def row(i: Int) {xp, rp, yp, sp, gp, bp, cols}:
+            var off = i * cols
+            _add_rows(xp.unsafe_offset(off), rp.unsafe_offset(off), sp.unsafe_offset(off), cols)
+            _normalize_row(sp.unsafe_offset(off), yp.unsafe_offset(off), gp, bp, cols, eps)
+
+        _for_rows[target](x.dim_size(0), row, ctx)

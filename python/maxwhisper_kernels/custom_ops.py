@@ -1,0 +1,85 @@
+"""The project's Mojo kernels as MAX Graph operations.
+
+Each function adds one custom op to the graph under construction and returns
+its result; the model graphs (graph/) and the NumPy wrappers (ops.py) both
+build on these. A graph using them needs `custom_extensions=[kernel_library()]`.
+"""
+
+from __future__ import annotations
+
+from max.dtype import DType
+from max.graph import TensorType, TensorValue, ops
+
+LAYER_NORM_EPS = 1e-5
+
+
+def _rows(x: TensorValue) -> TensorValue:
+    """x as [rows, last]: the layernorm kernels see 2-D row-major data."""
+    return x if x.rank == 2 else ops.reshape(x, [-1, x.shape[-1]])
+
+
+def layer_norm(
+    x: TensorValue, weight: TensorValue, bias: TensorValue, eps: float = LAYER_NORM_EPS
+) -> TensorValue:
+    """Layer norm over the last axis of x (any rank >= 2)."""
+    rows = _rows(x)
+    y = ops.custom(
+        name="layernorm",
+        device=x.device,
+        values=[rows, weight, bias],
+        out_types=[TensorType(x.dtype, rows.shape, x.device)],
+        parameters={"eps": float(eps)},
+    )[0].tensor
+    return ops.reshape(y, x.shape)
+
+
+def add_layer_norm(
+    x: TensorValue,
+    residual: TensorValue,
+    weight: TensorValue,
+    bias: TensorValue,
+    eps: float = LAYER_NORM_EPS,
+) -> tuple[TensorValue, TensorValue]:
+    """(layer_norm(x + residual), x + residual) in one pass over the rows."""
+    rows, res_rows = _rows(x), _rows(residual)
+    row_type = TensorType(x.dtype, rows.shape, x.device)
+    y, total = ops.custom(
+        name="add_layernorm",
+        device=x.device,
+        values=[rows, res_rows, weight, bias],
+        out_types=[row_type, row_type],
+        parameters={"eps": float(eps)},
+    )
+    return ops.reshape(y.tensor, x.shape), ops.reshape(total.tensor, x.shape)
+
+
+def attention(
+    q: TensorValue,
+    k: TensorValue,
+    v: TensorValue,
+    scale: TensorValue | float,
+    causal: bool = False,
+) -> TensorValue:
+    """softmax(scale * q k^T [+ causal mask]) v for q [B, H, Tq, D] and
+    k, v [B, H, Tk, D]; scale is a float or a [1] float32 tensor."""
+    if not isinstance(scale, TensorValue):
+        scale = ops.constant([float(scale)], DType.float32, q.device)
+    return ops.custom(
+        name="attention",
+        device=q.device,
+        values=[q, k, v, scale],
+        out_types=[TensorType(q.dtype, q.shape, q.device)],
+        parameters={"causal": bool(causal)},
+    )[0].tensor
+
+
+def log_mel(audio: TensorValue, filters: TensorValue) -> TensorValue:
+    """Whisper's normalised log-mel spectrogram of audio [L] (16 kHz, padding
+    already appended) with filters [n_mels, 201]: [n_mels, L // 160]."""
+    n_frames = audio.shape[0] // 160
+    return ops.custom(
+        name="log_mel",
+        device=audio.device,
+        values=[audio, filters],
+        out_types=[TensorType(DType.float32, [filters.shape[0], n_frames], audio.device)],
+    )[0].tensor

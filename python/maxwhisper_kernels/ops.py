@@ -1,0 +1,166 @@
+"""NumPy in, NumPy out: each call runs one of the project's Mojo kernels in a
+MAX graph.
+
+Graphs use symbolic dimensions, so one compiled graph per op variant serves
+every shape; compiled models are kept for the life of the process (and MAX
+caches the compilation on disk, so the next process loads it faster).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from max.driver import CPU, Buffer
+from max.dtype import DType
+from max.engine import InferenceSession, Model
+from max.graph import DeviceRef, Graph, TensorType
+
+from . import custom_ops
+from .build import kernel_library
+from .mel_filters import mel_filters
+
+log = logging.getLogger(__name__)
+
+HOP_LENGTH = 160
+
+
+@functools.lru_cache(maxsize=1)
+def session() -> InferenceSession:
+    return InferenceSession(devices=[CPU()])
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(name: str, ranks: tuple[int, ...], body: Callable[..., object]) -> Model:
+    """Compiles a graph whose inputs are float32 tensors of the given ranks,
+    every dimension symbolic, and whose output is body(*inputs)."""
+    device = DeviceRef.CPU()
+    input_types = [
+        TensorType(DType.float32, [f"in{i}_dim{d}" for d in range(rank)], device)
+        for i, rank in enumerate(ranks)
+    ]
+    graph = Graph(name, input_types=input_types, custom_extensions=[kernel_library()])
+    with graph:
+        result = body(*(value.tensor for value in graph.inputs))
+        graph.output(*(result if isinstance(result, tuple) else (result,)))
+    log.info("compiling the %s graph (first use in this process)", name)
+    return session().load(graph)
+
+
+def _run(name: str, body: Callable[..., object], *arrays: np.ndarray) -> list[np.ndarray]:
+    model = _compiled(name, tuple(a.ndim for a in arrays), body)
+    buffers = [Buffer.from_numpy(np.ascontiguousarray(a)) for a in arrays]
+    return [out.to_numpy() for out in model.execute(*buffers)]
+
+
+def _float32(name: str, a: np.ndarray, ndim: int | None = None) -> np.ndarray:
+    a = np.asarray(a)
+    if not np.issubdtype(a.dtype, np.floating):
+        raise ValueError(f"{name} must hold floating-point values, got dtype {a.dtype}")
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {a.shape}")
+    return a.astype(np.float32, copy=False)
+
+
+def _same_shape(names: Sequence[str], arrays: Sequence[np.ndarray]) -> None:
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1:
+        described = ", ".join(f"{n} {a.shape}" for n, a in zip(names, arrays))
+        raise ValueError(f"shapes must match: {described}")
+
+
+def layer_norm(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-5
+) -> np.ndarray:
+    """Layer norm over the last axis of x (any leading shape)."""
+    x = _float32("x", x)
+    weight, bias = _float32("weight", weight, 1), _float32("bias", bias, 1)
+    if x.ndim < 1 or x.shape[-1] == 0:
+        raise ValueError(f"x must have a non-empty last axis, got shape {x.shape}")
+    if weight.shape != (x.shape[-1],) or bias.shape != (x.shape[-1],):
+        raise ValueError(
+            f"weight {weight.shape} and bias {bias.shape} must be ({x.shape[-1]},) "
+            f"to match the last axis of x {x.shape}"
+        )
+    rows = x.reshape(-1, x.shape[-1])
+    if rows.shape[0] == 0:
+        return rows.reshape(x.shape).copy()
+    body = functools.partial(_layer_norm_body, eps=float(eps))
+    return _run(f"layernorm_eps{eps:g}", body, rows, weight, bias)[0].reshape(x.shape)
+
+
+def _layer_norm_body(x, weight, bias, *, eps):
+    return custom_ops.layer_norm(x, weight, bias, eps)
+
+
+def add_layer_norm(
+    x: np.ndarray, residual: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-5
+) -> tuple[np.ndarray, np.ndarray]:
+    """(layer_norm(x + residual), x + residual), fused."""
+    x, residual = _float32("x", x), _float32("residual", residual)
+    _same_shape(["x", "residual"], [x, residual])
+    weight, bias = _float32("weight", weight, 1), _float32("bias", bias, 1)
+    if weight.shape != (x.shape[-1],) or bias.shape != (x.shape[-1],):
+        raise ValueError(f"weight and bias must be ({x.shape[-1]},) to match x {x.shape}")
+    body = functools.partial(_add_layer_norm_body, eps=float(eps))
+    rows = [a.reshape(-1, x.shape[-1]) for a in (x, residual)]
+    y, total = _run(f"add_layernorm_eps{eps:g}", body, *rows, weight, bias)
+    return y.reshape(x.shape), total.reshape(x.shape)
+
+
+def _add_layer_norm_body(x, residual, weight, bias, *, eps):
+    return custom_ops.add_layer_norm(x, residual, weight, bias, eps)
+
+
+def attention(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    *,
+    causal: bool = False,
+    scale: float | None = None,
+) -> np.ndarray:
+    """softmax(scale * q k^T) v over [B, H, T, D] arrays; scale defaults to
+    1/sqrt(D). With causal=True query i sees keys up to Tk - Tq + i."""
+    q, k, v = (_float32(n, a, 4) for n, a in (("q", q), ("k", k), ("v", v)))
+    _same_shape(["k", "v"], [k, v])
+    if q.shape[:2] != k.shape[:2] or q.shape[3] != k.shape[3]:
+        raise ValueError(
+            f"q {q.shape} and k/v {k.shape} must agree in batch, heads and head size"
+        )
+    if 0 in q.shape or 0 in k.shape:
+        raise ValueError(f"q {q.shape} and k/v {k.shape} must not be empty")
+    if causal and q.shape[2] > k.shape[2]:
+        raise ValueError(
+            f"causal attention needs at least as many keys as queries: Tq={q.shape[2]}, Tk={k.shape[2]}"
+        )
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[3])
+    scale_array = np.array([scale], dtype=np.float32)
+    body = functools.partial(_attention_body, causal=bool(causal))
+    return _run(f"attention_causal{int(causal)}", body, q, k, v, scale_array)[0]
+
+
+def _attention_body(q, k, v, scale, *, causal):
+    return custom_ops.attention(q, k, v, scale, causal)
+
+
+def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80, padding: int = 0) -> np.ndarray:
+    """Whisper's log-mel spectrogram [n_mels, (len(audio) + padding) // 160]
+    of 16 kHz mono audio, with `padding` zeros appended first."""
+    audio = _float32("audio", audio, 1)
+    if padding < 0:
+        raise ValueError(f"padding must be >= 0, got {padding}")
+    if not np.all(np.isfinite(audio)):
+        raise ValueError("audio contains NaN or infinite samples")
+    if padding:
+        audio = np.pad(audio, (0, padding))
+    if len(audio) < HOP_LENGTH:
+        raise ValueError(
+            f"audio of {len(audio)} samples is shorter than one hop ({HOP_LENGTH} samples) "
+            "and has no frames"
+        )
+    return _run("log_mel", custom_ops.log_mel, audio, mel_filters(n_mels))[0]

@@ -1,0 +1,65 @@
+"""Float64 NumPy references for the kernels, written from the definitions in
+the kernel headers (and Whisper's whisper/audio.py), not from the code under
+test."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def layer_norm(x, weight, bias, eps=1e-5):
+    x = np.asarray(x, dtype=np.float64)
+    centred = x - x.mean(axis=-1, keepdims=True)
+    variance = (centred**2).mean(axis=-1, keepdims=True)
+    return centred / np.sqrt(variance + eps) * weight + bias
+
+
+def attention(q, k, v, causal=False, scale=None):
+    q, k, v = (np.asarray(a, dtype=np.float64) for a in (q, k, v))
+    tq, tk, d = q.shape[-2], k.shape[-2], q.shape[-1]
+    scores = np.einsum("bhqd,bhkd->bhqk", q, k) * (d**-0.5 if scale is None else scale)
+    if causal:
+        hidden = np.arange(tk)[None, :] > (tk - tq + np.arange(tq))[:, None]
+        scores = np.where(hidden, -np.inf, scores)
+    weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    weights /= weights.sum(axis=-1, keepdims=True)
+    return np.einsum("bhqk,bhkd->bhqd", weights, v)
+
+
+def slaney_mel_filters(n_mels, sr=16000, n_fft=400):
+    """Triangles between consecutive Slaney-mel band edges, each scaled to unit
+    area (2 / bandwidth), evaluated at the rfft bin frequencies."""
+
+    def to_mel(f):
+        return f * 3.0 / 200.0 if f < 1000.0 else 15.0 + 27.0 * np.log(f / 1000.0) / np.log(6.4)
+
+    def to_hz(m):
+        return m * 200.0 / 3.0 if m < 15.0 else 1000.0 * 6.4 ** ((m - 15.0) / 27.0)
+
+    top = to_mel(sr / 2)
+    edges = [to_hz(top * i / (n_mels + 1)) for i in range(n_mels + 2)]
+    freqs = np.arange(n_fft // 2 + 1) * sr / n_fft
+    bank = np.zeros((n_mels, len(freqs)))
+    for band in range(n_mels):
+        lo, mid, hi = edges[band : band + 3]
+        for j, f in enumerate(freqs):
+            if lo < f < hi:
+                rise = (f - lo) / (mid - lo) if f <= mid else (hi - f) / (hi - mid)
+                bank[band, j] = rise * 2.0 / (hi - lo)
+    return bank
+
+
+def log_mel_spectrogram(audio, n_mels=80, padding=0):
+    audio = np.asarray(audio, dtype=np.float64)
+    if padding:
+        audio = np.concatenate([audio, np.zeros(padding)])
+    n_fft, hop = 400, 160
+    padded = np.pad(audio, n_fft // 2, mode="reflect")
+    n_frames = 1 + (len(padded) - n_fft) // hop
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+    frames = np.stack([padded[i * hop : i * hop + n_fft] for i in range(n_frames)])
+    power = np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2
+    mel = slaney_mel_filters(n_mels) @ power[:-1].T
+    log_spec = np.log10(np.maximum(mel, 1e-10))
+    log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
+    return (log_spec + 4.0) / 4.0
