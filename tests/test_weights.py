@@ -477,3 +477,8 @@ def test_reference_on_silence_predicts_no_speech(tiny, tiny_audio_features):
     # Whisper's own behaviour on silence: <|nospeech|> right after <|startoftranscript|>.
     logits = reference.decoder_logits(tiny, [SOT], tiny_audio_features)
     assert logits[0].argmax() == 50361
+
+
+def test_reference_keeps_the_requested_dtype(tiny, tiny_audio_features):
+    logits = reference.decoder_logits(tiny, [SOT, NO_TIMESTAMPS], tiny_audio_features, np.float32)
+    assert logits.dtype == np.float32

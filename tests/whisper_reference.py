@@ -67,7 +67,7 @@ def attention(
     # Whisper scales q and k each by head**-0.25; the product is the usual head**-0.5.
     scores = q @ k.transpose(0, 2, 1) / math.sqrt(head)
     if causal:
-        scores = scores + np.triu(np.full((n_q, len(source)), -np.inf), k=1)
+        scores = scores + np.triu(np.full(scores.shape[1:], -np.inf, dtype=scores.dtype), k=1)
     scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
     weights = scores / scores.sum(axis=-1, keepdims=True)
     out = (weights @ v).transpose(1, 0, 2).reshape(n_q, d)
