@@ -1,0 +1,8 @@
+"""MAX Graph definitions of the Whisper encoder and decoder, built from the
+project's custom ops (log-mel, layernorm, fused attention) and MAX's matmul."""
+
+from .decoder import build_decoder_step
+from .encoder import build_encoder
+from .parameters import decoder_parameters, encoder_parameters
+
+__all__ = ["build_decoder_step", "build_encoder", "decoder_parameters", "encoder_parameters"]

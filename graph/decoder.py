@@ -1,0 +1,80 @@
+"""One step of the Whisper text decoder as one MAX graph.
+
+The same compiled graph serves every step (all sequence lengths are
+symbolic). Inputs:
+  tokens      [batch, new] int64   tokens fed this step
+  positions   [new] int64          their positions in the text context
+  cache_index [batch] int64        which cache row each token row continues
+                                   (identity for greedy; beam search reorders)
+  per layer:  self-attention key and value cache [batch, n_head, past, d_head]
+  per layer:  cross-attention key and value [batch, n_head, n_audio_ctx, d_head]
+Outputs: logits [batch, new, n_vocab], then the grown caches
+[batch, n_head, past + new, d_head] per layer (keys, values alternating).
+"""
+
+from __future__ import annotations
+
+from max.dtype import DType
+from max.graph import DeviceRef, Graph, TensorType, TensorValue, ops
+
+from maxwhisper_kernels import custom_ops
+from maxwhisper_kernels.build import kernel_library
+from maxwhisper_kernels.weights import ModelDimensions
+
+from .layers import Weights, add_layer_norm, head_scale, linear, merge_heads, mlp, split_heads
+
+
+def cached_self_attention(
+    h: TensorValue, k_cache: TensorValue, v_cache: TensorValue, w: Weights, name: str, d: int, n_head: int
+):
+    q, k, v = ops.split(linear(h, w, f"{name}.qkv", d, 3 * d), [d, d, d], axis=-1)
+    k_all = ops.concat([k_cache, split_heads(k, n_head)], axis=2)
+    v_all = ops.concat([v_cache, split_heads(v, n_head)], axis=2)
+    out = custom_ops.attention(split_heads(q, n_head), k_all, v_all, head_scale(d, n_head), causal=True)
+    return linear(merge_heads(out), w, f"{name}.out", d, d), k_all, v_all
+
+
+def cross_attention(h: TensorValue, k: TensorValue, v: TensorValue, w: Weights, name: str, d: int, n_head: int):
+    q = split_heads(linear(h, w, f"{name}.query", d, d), n_head)
+    out = custom_ops.attention(q, k, v, head_scale(d, n_head))
+    return linear(merge_heads(out), w, f"{name}.out", d, d)
+
+
+def build_decoder_step(dims: ModelDimensions, device: DeviceRef) -> Graph:
+    d, n_head, n_layer = dims.n_text_state, dims.n_text_head, dims.n_text_layer
+    d_head = d // n_head
+    w = Weights(device)
+    cache = TensorType(DType.float32, ["batch", n_head, "past", d_head], device)
+    audio_kv = TensorType(DType.float32, ["batch", n_head, dims.n_audio_ctx, d_head], device)
+    input_types = [
+        TensorType(DType.int64, ["batch", "new"], device),
+        TensorType(DType.int64, ["new"], device),
+        TensorType(DType.int64, ["batch"], device),
+        *[cache] * (2 * n_layer),
+        *[audio_kv] * (2 * n_layer),
+    ]
+    graph = Graph("whisper_decoder_step", input_types=input_types, custom_extensions=[kernel_library()])
+    with graph:
+        tokens, positions, cache_index, *rest = (value.tensor for value in graph.inputs)
+        caches, audio = rest[: 2 * n_layer], rest[2 * n_layer :]
+
+        # The token embedding is stored transposed [d, n_vocab] for the logits
+        # matmul; looking tokens up in it gathers columns.
+        embedding_t = w("decoder.token_embedding.weight_t", d, dims.n_vocab)
+        x = ops.permute(ops.gather(embedding_t, tokens, axis=1), [1, 2, 0])
+        x = x + ops.gather(w("decoder.positional_embedding", dims.n_text_ctx, d), positions, axis=0)
+
+        new_caches = []
+        h = custom_ops.layer_norm(x, w("decoder.blocks.0.attn_ln.weight", d), w("decoder.blocks.0.attn_ln.bias", d))
+        for i in range(n_layer):
+            block = f"decoder.blocks.{i}"
+            k_cache, v_cache = (ops.gather(c, cache_index, axis=0) for c in caches[2 * i : 2 * i + 2])
+            out, k_all, v_all = cached_self_attention(h, k_cache, v_cache, w, f"{block}.attn", d, n_head)
+            new_caches += [k_all, v_all]
+            h, x = add_layer_norm(x, out, w, f"{block}.cross_attn_ln", d)
+            out = cross_attention(h, audio[2 * i], audio[2 * i + 1], w, f"{block}.cross_attn", d, n_head)
+            h, x = add_layer_norm(x, out, w, f"{block}.mlp_ln", d)
+            next_ln = "decoder.ln" if i + 1 == n_layer else f"decoder.blocks.{i + 1}.attn_ln"
+            h, x = add_layer_norm(x, mlp(h, w, f"{block}.mlp", d), w, next_ln, d)
+        graph.output(h @ embedding_t, *new_caches)
+    return graph

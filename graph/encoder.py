@@ -1,0 +1,63 @@
+"""The Whisper audio encoder as one MAX graph.
+
+Input: log-mel windows [batch, n_mels, 2 * n_audio_ctx]. Outputs: the
+encoded audio [batch, n_audio_ctx, d] followed by every decoder layer's
+cross-attention keys and values [batch, n_head, n_audio_ctx, d_head], so the
+decoder never recomputes them per token.
+"""
+
+from __future__ import annotations
+
+from max.dtype import DType
+from max.graph import DeviceRef, Graph, TensorType, TensorValue, ops
+
+from maxwhisper_kernels import custom_ops
+from maxwhisper_kernels.build import kernel_library
+from maxwhisper_kernels.weights import ModelDimensions
+
+from .layers import Weights, add_layer_norm, head_scale, layer_norm, linear, merge_heads, mlp, split_heads
+
+
+def conv_gelu(x: TensorValue, w: Weights, name: str, c_in: int, c_out: int, stride: int):
+    """Kernel-3, padding-1 conv over time + GELU on channels-last x [B, 1, T, C]."""
+    filters = w(f"{name}.weight", 1, 3, c_in, c_out)  # RSCF
+    y = ops.conv2d(x, filters, stride=(1, stride), padding=(0, 0, 1, 1))
+    return ops.gelu(y + w(f"{name}.bias", c_out))
+
+
+def self_attention(h: TensorValue, w: Weights, name: str, d: int, n_head: int) -> TensorValue:
+    q, k, v = ops.split(linear(h, w, f"{name}.qkv", d, 3 * d), [d, d, d], axis=-1)
+    heads = [split_heads(t, n_head) for t in (q, k, v)]
+    out = custom_ops.attention(*heads, scale=head_scale(d, n_head))
+    return linear(merge_heads(out), w, f"{name}.out", d, d)
+
+
+def build_encoder(dims: ModelDimensions, device: DeviceRef) -> Graph:
+    d, n_head = dims.n_audio_state, dims.n_audio_head
+    w = Weights(device)
+    mel_type = TensorType(DType.float32, ["batch", dims.n_mels, 2 * dims.n_audio_ctx], device)
+    graph = Graph("whisper_encoder", input_types=[mel_type], custom_extensions=[kernel_library()])
+    with graph:
+        mel = graph.inputs[0].tensor
+        x = ops.unsqueeze(mel.transpose(1, 2), 1)
+        x = conv_gelu(x, w, "encoder.conv1", dims.n_mels, d, stride=1)
+        x = conv_gelu(x, w, "encoder.conv2", d, d, stride=2)
+        x = ops.squeeze(x, 1) + w("encoder.positional_embedding", dims.n_audio_ctx, d)
+
+        h = layer_norm(x, w, "encoder.blocks.0.attn_ln", d)
+        for i in range(dims.n_audio_layer):
+            block = f"encoder.blocks.{i}"
+            h, x = add_layer_norm(x, self_attention(h, w, f"{block}.attn", d, n_head), w, f"{block}.mlp_ln", d)
+            last = i + 1 == dims.n_audio_layer
+            next_ln = "encoder.ln_post" if last else f"encoder.blocks.{i + 1}.attn_ln"
+            h, x = add_layer_norm(x, mlp(h, w, f"{block}.mlp", d), w, next_ln, d)
+        audio = h
+
+        td, t_head = dims.n_text_state, dims.n_text_head
+        cross = []
+        for i in range(dims.n_text_layer):
+            kv = linear(audio, w, f"decoder.blocks.{i}.cross_attn.kv", d, 2 * td)
+            k, v = ops.split(kv, [td, td], axis=-1)
+            cross += [split_heads(k, t_head), split_heads(v, t_head)]
+        graph.output(audio, *cross)
+    return graph

@@ -1,0 +1,69 @@
+"""Checkpoint tensors rearranged into the layouts the graphs declare:
+linear weights transposed to [d_in, d_out], Q/K/V fused (Whisper's key
+projection has no bias, so its slice of the fused bias is zero), conv
+filters in RSCF order, the token embedding transposed for the logits."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from maxwhisper_kernels.weights import Checkpoint
+
+
+def _fused(t: dict[str, np.ndarray], prefix: str, parts: tuple[str, ...]) -> dict[str, np.ndarray]:
+    weight = np.concatenate([t[f"{prefix}.{p}.weight"] for p in parts], axis=0).T
+    bias = np.concatenate(
+        [t.get(f"{prefix}.{p}.bias", np.zeros(t[f"{prefix}.{p}.weight"].shape[0], np.float32)) for p in parts]
+    )
+    return {"weight": weight, "bias": bias}
+
+
+def _put(out: dict[str, np.ndarray], name: str, tensors: dict[str, np.ndarray]) -> None:
+    for key, value in tensors.items():
+        out[f"{name}.{key}"] = np.ascontiguousarray(value, dtype=np.float32)
+
+
+def _linear(t: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
+    return {"weight": t[f"{name}.weight"].T, "bias": t[f"{name}.bias"]}
+
+
+def _norm(t: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
+    return {"weight": t[f"{name}.weight"], "bias": t[f"{name}.bias"]}
+
+
+def _block_common(out, t, block: str) -> None:
+    _put(out, f"{block}.attn.qkv", _fused(t, f"{block}.attn", ("query", "key", "value")))
+    _put(out, f"{block}.attn.out", _linear(t, f"{block}.attn.out"))
+    for norm in ("attn_ln", "mlp_ln"):
+        _put(out, f"{block}.{norm}", _norm(t, f"{block}.{norm}"))
+    for layer in ("mlp.0", "mlp.2"):
+        _put(out, f"{block}.{layer}", _linear(t, f"{block}.{layer}"))
+
+
+def encoder_parameters(ckpt: Checkpoint) -> dict[str, np.ndarray]:
+    t, dims, out = ckpt.tensors, ckpt.dims, {}
+    for conv in ("conv1", "conv2"):
+        weight = t[f"encoder.{conv}.weight"]  # [out, in, 3]
+        _put(out, f"encoder.{conv}", {"weight": weight.transpose(2, 1, 0)[None], "bias": t[f"encoder.{conv}.bias"]})
+    _put(out, "encoder", {"positional_embedding": t["encoder.positional_embedding"]})
+    for i in range(dims.n_audio_layer):
+        _block_common(out, t, f"encoder.blocks.{i}")
+    _put(out, "encoder.ln_post", _norm(t, "encoder.ln_post"))
+    for i in range(dims.n_text_layer):
+        block = f"decoder.blocks.{i}.cross_attn"
+        _put(out, f"{block}.kv", _fused(t, block, ("key", "value")))
+    return out
+
+
+def decoder_parameters(ckpt: Checkpoint) -> dict[str, np.ndarray]:
+    t, dims, out = ckpt.tensors, ckpt.dims, {}
+    _put(out, "decoder", {"positional_embedding": t["decoder.positional_embedding"]})
+    _put(out, "decoder.token_embedding", {"weight_t": t["decoder.token_embedding.weight"].T})
+    for i in range(dims.n_text_layer):
+        block = f"decoder.blocks.{i}"
+        _block_common(out, t, block)
+        _put(out, f"{block}.cross_attn_ln", _norm(t, f"{block}.cross_attn_ln"))
+        _put(out, f"{block}.cross_attn.query", _linear(t, f"{block}.cross_attn.query"))
+        _put(out, f"{block}.cross_attn.out", _linear(t, f"{block}.cross_attn.out"))
+    _put(out, "decoder.ln", _norm(t, "decoder.ln"))
+    return out
