@@ -7,7 +7,9 @@ symbolic). Inputs:
   cache_index [batch] int64        which cache row each token row continues
                                    (identity for greedy; beam search reorders)
   per layer:  self-attention key and value cache [batch, n_head, past, d_head]
-  per layer:  cross-attention key and value [batch, n_head, n_audio_ctx, d_head]
+  per layer:  cross-attention key and value [audio_batch, n_head, n_audio_ctx, d_head]
+              (batch is a multiple of audio_batch: consecutive token rows share
+              one audio, as the beams of one window do)
 Outputs: logits [batch, new, n_vocab], then the grown caches
 [batch, n_head, past + new, d_head] per layer (keys, values alternating).
 """
@@ -45,7 +47,7 @@ def build_decoder_step(dims: ModelDimensions, device: DeviceRef) -> Graph:
     d_head = d // n_head
     w = Weights(device)
     cache = TensorType(DType.float32, ["batch", n_head, "past", d_head], device)
-    audio_kv = TensorType(DType.float32, ["batch", n_head, dims.n_audio_ctx, d_head], device)
+    audio_kv = TensorType(DType.float32, ["audio_batch", n_head, dims.n_audio_ctx, d_head], device)
     input_types = [
         TensorType(DType.int64, ["batch", "new"], device),
         TensorType(DType.int64, ["new"], device),

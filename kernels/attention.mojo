@@ -1,7 +1,9 @@
 # Fused scaled-dot-product attention with an online (streaming) softmax.
 #
 # Op "attention":  out = softmax(scale * q @ k^T + mask) @ v
-# Layout: q [B, H, Tq, D], k and v [B, H, Tk, D], out [B, H, Tq, D], row-major;
+# Layout: q [B, H, Tq, D], k and v [Bk, H, Tk, D], out [B, H, Tq, D], row-major;
+#         B is a multiple of Bk and query row b reads key/value row
+#         b // (B / Bk), so beams share one copy of their audio's keys;
 #         scale is a runtime [1] float32 tensor so one compiled graph serves
 #         every head size; `causal` (compile-time) lets query i see keys
 #         0 .. Tk - Tq + i, so one new token can attend over a KV cache.
@@ -119,7 +121,9 @@ struct Attention:
     ) raises:
         comptime if target != "cpu":
             raise Error("attention: no GPU path yet")
-        var BH = q.dim_size(0) * q.dim_size(1)
+        var H = q.dim_size(1)
+        var BH = q.dim_size(0) * H
+        var group = q.dim_size(0) // k.dim_size(0)
         var Tq = q.dim_size(2)
         var Tk = k.dim_size(2)
         var D = q.dim_size(3)
@@ -130,12 +134,12 @@ struct Attention:
         var op = output.unsafe_ptr()
         var qblocks = ceildiv(Tq, BQ)
 
-        def work(item: Int) {qp, kp, vp, op, qblocks, Tq, Tk, D, sc}:
+        def work(item: Int) {qp, kp, vp, op, qblocks, H, group, Tq, Tk, D, sc}:
             var bh = item // qblocks
             var q0 = (item % qblocks) * BQ
             var nq = min(BQ, Tq - q0)
             var qo = (bh * Tq + q0) * D
-            var ko = bh * Tk * D
+            var ko = ((bh // H) // group * H + bh % H) * Tk * D
             var args = (qp.unsafe_offset(qo), kp.unsafe_offset(ko), vp.unsafe_offset(ko), op.unsafe_offset(qo))
             if D % BK == 0:
                 _attend_block[output.dtype, BK, causal](args[0], args[1], args[2], args[3], nq, q0, Tq, Tk, D, sc)

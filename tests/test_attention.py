@@ -51,6 +51,17 @@ def test_causal_square_is_lower_triangular():
     check(q, k, v, causal=True)
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_key_rows_shared_by_groups_of_queries(causal):
+    # Beam search: 2 audios x 3 beams of queries over one key/value row per audio.
+    rng = np.random.default_rng(7)
+    q = rng.standard_normal((6, 2, 1, 64)).astype(np.float32)
+    k, v = (rng.standard_normal((2, 2, 30, 64)).astype(np.float32) for _ in range(2))
+    out = ops.attention(q, k, v, causal=causal)
+    expected = reference.attention(q, np.repeat(k, 3, axis=0), np.repeat(v, 3, axis=0), causal=causal)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
 def test_whisper_encoder_shape():
     rng = np.random.default_rng(4)
     q, k, v = (rng.standard_normal((1, 6, 1500, 64)).astype(np.float32) for _ in range(3))
@@ -64,6 +75,7 @@ def test_whisper_encoder_shape():
         (((1, 2, 3), (1, 2, 4, 8), (1, 2, 4, 8)), False, "dimensions"),
         (((1, 2, 3, 8), (1, 2, 4, 8), (1, 2, 5, 8)), False, "shapes must match"),
         (((1, 2, 3, 8), (1, 3, 4, 8), (1, 3, 4, 8)), False, "must agree"),
+        (((3, 2, 3, 8), (2, 2, 4, 8), (2, 2, 4, 8)), False, "must divide"),
         (((1, 2, 5, 8), (1, 2, 4, 8), (1, 2, 4, 8)), True, "at least as many keys"),
     ],
 )

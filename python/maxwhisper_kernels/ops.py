@@ -124,12 +124,15 @@ def attention(
     scale: float | None = None,
 ) -> np.ndarray:
     """softmax(scale * q k^T) v over [B, H, T, D] arrays; scale defaults to
-    1/sqrt(D). With causal=True query i sees keys up to Tk - Tq + i."""
+    1/sqrt(D). With causal=True query i sees keys up to Tk - Tq + i. k and v
+    may have fewer batch rows than q (a divisor of B): query row b then uses
+    key row b // (B / Bk), as beams of one audio share its keys."""
     q, k, v = (_float32(n, a, 4) for n, a in (("q", q), ("k", k), ("v", v)))
     _same_shape(["k", "v"], [k, v])
-    if q.shape[:2] != k.shape[:2] or q.shape[3] != k.shape[3]:
+    if q.shape[1] != k.shape[1] or q.shape[3] != k.shape[3] or q.shape[0] % max(k.shape[0], 1):
         raise ValueError(
-            f"q {q.shape} and k/v {k.shape} must agree in batch, heads and head size"
+            f"q {q.shape} and k/v {k.shape} must agree in heads and head size, "
+            "and k/v's batch must divide q's"
         )
     if 0 in q.shape or 0 in k.shape:
         raise ValueError(f"q {q.shape} and k/v {k.shape} must not be empty")

@@ -1,0 +1,146 @@
+"""A Whisper model on MAX: the checkpoint, its compiled encoder and decoder
+graphs, and the per-window decoding state (KV cache) kept in MAX buffers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from max.driver import CPU, Buffer
+from max.engine import InferenceSession, Model
+from max.graph import DeviceRef
+
+from .graph import build_decoder_step, build_encoder, decoder_parameters, encoder_parameters
+from .weights import Checkpoint, load_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AudioFeatures:
+    """Encoder output for a batch of windows, left in MAX buffers."""
+
+    encoded: Buffer  # [n_audio, n_audio_ctx, d]
+    cross_kv: list[Buffer]  # per decoder layer: keys, values [n_audio, n_head, n_audio_ctx, d_head]
+    n_audio: int
+
+
+class Inference:
+    """Decoding state of one batch of windows: the self-attention KV cache
+    grows inside the step graph's outputs and is fed back, never copied out."""
+
+    def __init__(self, model: Whisper, audio: AudioFeatures, n_group: int = 1):
+        self.model = model
+        self.audio = audio
+        self.n_rows = audio.n_audio * n_group
+        self.cleanup_caching()
+
+    def cleanup_caching(self) -> None:
+        dims = self.model.dims
+        empty = np.zeros((self.n_rows, dims.n_text_head, 0, dims.n_text_state // dims.n_text_head), np.float32)
+        self.caches = [Buffer.from_numpy(empty) for _ in range(2 * dims.n_text_layer)]
+        self.cache_length = 0
+        self.cache_index = np.arange(self.n_rows, dtype=np.int64)
+
+    def rearrange_kv_cache(self, source_indices) -> None:
+        # Applied lazily by the next step graph (a gather on the cache rows).
+        self.cache_index = self.cache_index[np.asarray(source_indices, dtype=np.int64)]
+
+    def logits(self, tokens: np.ndarray) -> np.ndarray:
+        """Logits [rows, new, n_vocab] for the tokens not yet in the cache
+        (the whole prompt first, then the last token of each row)."""
+        tokens = np.asarray(tokens, dtype=np.int64)
+        if tokens.shape[0] != self.n_rows:
+            raise ValueError(f"expected {self.n_rows} token rows, got {tokens.shape[0]}")
+        if tokens.shape[1] > self.model.dims.n_text_ctx:
+            raise ValueError(f"{tokens.shape[1]} tokens exceed the text context of {self.model.dims.n_text_ctx}")
+        new = tokens[:, self.cache_length :] if self.cache_length else tokens
+        positions = np.arange(self.cache_length, self.cache_length + new.shape[1], dtype=np.int64)
+        outputs = self.model.decoder.execute(
+            Buffer.from_numpy(np.ascontiguousarray(new)),
+            Buffer.from_numpy(positions),
+            Buffer.from_numpy(self.cache_index),
+            *self.caches,
+            *self.audio.cross_kv,
+        )
+        self.caches = outputs[1:]
+        self.cache_length += new.shape[1]
+        self.cache_index = np.arange(self.n_rows, dtype=np.int64)
+        return outputs[0].to_numpy()
+
+    def cross_attention_weights(self):
+        return None
+
+
+class Whisper:
+    """A loaded checkpoint with its encoder and decoder compiled for MAX."""
+
+    def __init__(self, checkpoint: Checkpoint, session: InferenceSession | None = None):
+        self.checkpoint = checkpoint
+        self.dims = checkpoint.dims
+        device = DeviceRef.CPU()
+        self.session = session or InferenceSession(devices=[CPU()])
+        self.load_seconds: dict[str, float] = {}
+        self.encoder = self._load("encoder", build_encoder(self.dims, device), encoder_parameters(checkpoint))
+        self.decoder = self._load("decoder", build_decoder_step(self.dims, device), decoder_parameters(checkpoint))
+
+    def _load(self, name: str, graph, parameters: dict[str, np.ndarray]) -> Model:
+        start = time.perf_counter()
+        model = self.session.load(graph, weights_registry=parameters)
+        self.load_seconds[name] = time.perf_counter() - start
+        return model
+
+    @property
+    def is_multilingual(self) -> bool:
+        return self.checkpoint.is_multilingual
+
+    @property
+    def num_languages(self) -> int:
+        # Whisper's vocabularies: 51765 ordinary + control tokens, then one per language.
+        return self.dims.n_vocab - 51765 - int(self.is_multilingual)
+
+    @property
+    def alignment_heads(self):
+        return self.checkpoint.alignment_heads
+
+    @property
+    def tokenizer_dir(self) -> Path | None:
+        return self.checkpoint.tokenizer_dir
+
+    def encode(self, mel: np.ndarray) -> AudioFeatures:
+        """Encodes log-mel windows [n_audio, n_mels, 2 * n_audio_ctx]."""
+        mel = np.ascontiguousarray(mel, dtype=np.float32)
+        expected = (self.dims.n_mels, 2 * self.dims.n_audio_ctx)
+        if mel.ndim == 2:
+            mel = mel[None]
+        if mel.ndim != 3 or mel.shape[1:] != expected:
+            raise ValueError(f"mel must be [n_audio, {expected[0]}, {expected[1]}], got {mel.shape}")
+        encoded, *cross_kv = self.encoder.execute(Buffer.from_numpy(mel))
+        return AudioFeatures(encoded, cross_kv, mel.shape[0])
+
+    def new_inference(self, audio: AudioFeatures, n_group: int = 1) -> Inference:
+        return Inference(self, audio, n_group)
+
+    def transcribe(self, audio, **options):
+        from .transcribe import transcribe
+
+        return transcribe(self, audio, **options)
+
+
+def load_model(name_or_path: str | os.PathLike = "tiny.en", device: str = "cpu") -> Whisper:
+    """Loads a checkpoint by model name (an installed weights package), a
+    directory or a file, and compiles its graphs (once per machine: MAX keeps
+    compiled graphs in its cache, so later processes start in seconds)."""
+    if device != "cpu":
+        raise ValueError(f"device {device!r} is not supported yet: the kernels' GPU paths are not built")
+    checkpoint = load_checkpoint(name_or_path)
+    print(
+        f"maxwhisper: loading {checkpoint.source} (compiling graphs: a few minutes the first time)",
+        file=sys.stderr,
+    )
+    return Whisper(checkpoint)

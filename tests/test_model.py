@@ -1,0 +1,69 @@
+"""The MAX graphs of real tiny.en against the NumPy reference forward pass
+(tests/whisper_reference.py), and the decoder's KV cache against full
+recomputation. fp32 in the graph, float64 in the reference."""
+
+import numpy as np
+import pytest
+
+import whisper_reference as reference
+from conftest import SHARED_AUDIO
+from maxwhisper_kernels.audio import N_SAMPLES, load_audio
+from maxwhisper_kernels.ops import log_mel_spectrogram
+
+SOT, NO_TIMESTAMPS = 50257, 50362  # tiny.en's vocabulary
+TOL = 5e-4  # absolute; encoder outputs reach ~12, logits ~20
+
+
+@pytest.fixture(scope="module")
+def jfk_mel():
+    audio = load_audio(SHARED_AUDIO / "jfk.flac")
+    return log_mel_spectrogram(audio, padding=N_SAMPLES)[:, :3000]
+
+
+@pytest.fixture(scope="module")
+def encoded(tiny_en, jfk_mel):
+    return tiny_en.encode(jfk_mel[None])
+
+
+@pytest.fixture(scope="module")
+def reference_audio(tiny_en, jfk_mel):
+    return reference.encoder(tiny_en.checkpoint, jfk_mel)
+
+
+def test_encoder_matches_reference(encoded, reference_audio):
+    np.testing.assert_allclose(encoded.encoded.to_numpy()[0], reference_audio, rtol=0, atol=TOL)
+
+
+def test_first_step_logits_match_reference(tiny_en, encoded, reference_audio):
+    tokens = [SOT, NO_TIMESTAMPS]
+    logits = tiny_en.new_inference(encoded).logits(np.array([tokens]))[0]
+    expected = reference.decoder_logits(tiny_en.checkpoint, tokens, reference_audio)
+    np.testing.assert_allclose(logits, expected, rtol=0, atol=TOL)
+
+
+def test_kv_cache_steps_match_one_full_pass(tiny_en, encoded):
+    tokens = [SOT, NO_TIMESTAMPS, 400, 370, 616, 7174, 5334]
+    full = tiny_en.new_inference(encoded).logits(np.array([tokens]))[0]
+    stepped = tiny_en.new_inference(encoded)
+    rows = [stepped.logits(np.array([tokens[:3]]))[0]]
+    for n in range(4, len(tokens) + 1):
+        rows.append(stepped.logits(np.array([tokens[:n]]))[0])
+    np.testing.assert_allclose(np.concatenate(rows), full, rtol=0, atol=1e-4)
+
+
+def test_rearranged_cache_follows_its_rows(tiny_en, encoded):
+    # Two rows of one audio diverge; swapping them must swap their logits.
+    prompts = np.array([[SOT, NO_TIMESTAMPS, 400], [SOT, NO_TIMESTAMPS, 7174]])
+    inference = tiny_en.new_inference(encoded, n_group=2)
+    inference.logits(prompts)
+    inference.rearrange_kv_cache([1, 0])
+    swapped = inference.logits(np.concatenate([prompts[::-1], [[220], [220]]], axis=1))
+    plain = tiny_en.new_inference(encoded, n_group=2)
+    plain.logits(prompts[::-1])
+    expected = plain.logits(np.concatenate([prompts[::-1], [[220], [220]]], axis=1))
+    np.testing.assert_allclose(swapped, expected, rtol=0, atol=1e-5)
+
+
+def test_encoder_rejects_wrong_mel_shape(tiny_en):
+    with pytest.raises(ValueError, match="mel must be"):
+        tiny_en.encode(np.zeros((1, 80, 100), np.float32))
