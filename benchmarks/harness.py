@@ -1,0 +1,345 @@
+"""Shared microbenchmark harness: interleaved timing, machine facts, MAX
+graph helpers, and the results/ JSON + Markdown writers.
+
+Contenders of one case are timed round-robin (A B C A B C ...) so that a
+burst of load from another process on this shared machine hits all of them
+alike; each sample repeats a call enough times to last about `target_s`, so
+microsecond-scale calls are not lost in timer and scheduler noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import importlib.util
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from max.driver import CPU, Buffer
+from max.engine import InferenceSession, Model
+from max.graph import DeviceRef, Graph, TensorType
+from maxwhisper_kernels.build import kernel_library
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+DEVICE = DeviceRef.CPU()
+
+# Nominal fp32 FMA peak of the 2 cores: 2.45 GHz x 2 FMA pipes x 8 lanes x
+# 2 flops x 2 cores. AVX-512, where present, does not raise it on AMD Zen
+# (512-bit ops are split over the same 256-bit pipes).
+PEAK_GFLOPS = 157.0
+# Rough DRAM stream bandwidth of this VM; working sets that fit in cache can exceed it.
+DRAM_GBPS = 20.0
+# Idle time before each sample: OpenBLAS and MAX runtime workers spin for a
+# few ms after a call and, on 2 cores, slowed whichever contender came next
+# (NumPy after MAX measured up to 2x slower without it).
+PAUSE_S = 0.02
+
+# Loaded by path: tests/ is not a package, and putting it on sys.path would
+# expose its conftest and strategies too.
+_spec = importlib.util.spec_from_file_location("reference", REPO_ROOT / "tests" / "reference.py")
+reference = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(reference)
+
+
+@dataclass
+class Contender:
+    """One way of computing a case. `role` ties it to a ratio column:
+    "custom", "max" (the MAX built-in bar), "numpy32" or "numpy64"."""
+
+    name: str
+    role: str
+    run: Callable[[], object]
+    to_numpy: Callable[[object], np.ndarray] = np.asarray
+    detail: str = ""
+    compile_s: float | None = None
+
+
+@dataclass
+class Case:
+    """One shape of a kernel. `work` is flops (unit "flop") or bytes moved
+    (unit "byte"); `expected` is the float64 reference output."""
+
+    name: str
+    shape: str
+    work: float
+    unit: str
+    expected: np.ndarray
+    contenders: list[Contender] = field(default_factory=list)
+
+
+_session: InferenceSession | None = None
+
+
+def compile_graph(
+    name: str,
+    input_types: Sequence[TensorType],
+    body: Callable[..., object],
+    custom: bool = False,
+) -> tuple[Model, float]:
+    """Compiles a graph returning body(*inputs); `custom` loads the project's
+    kernel library. Returns the model and the seconds compiling took."""
+    global _session
+    if _session is None:
+        _session = InferenceSession(devices=[CPU()])
+    extensions = [kernel_library()] if custom else []
+    graph = Graph(name, input_types=list(input_types), custom_extensions=extensions)
+    with graph:
+        graph.output(body(*(value.tensor for value in graph.inputs)))
+    print(f"  compiling {name} (slow only the first time; MAX caches it)", file=sys.stderr)
+    start = time.perf_counter()
+    model = _session.load(graph)
+    return model, time.perf_counter() - start
+
+
+def max_contender(
+    name: str, role: str, compiled: tuple[Model, float], *arrays: np.ndarray, detail: str = ""
+) -> Contender:
+    """A contender timing only model.execute: inputs are copied into
+    Buffers once, here."""
+    model, compile_s = compiled
+    buffers = [Buffer.from_numpy(np.ascontiguousarray(a)) for a in arrays]
+    return Contender(
+        name,
+        role,
+        run=lambda: model.execute(*buffers),
+        to_numpy=lambda outputs: outputs[0].to_numpy(),
+        detail=detail,
+        compile_s=compile_s,
+    )
+
+
+def composite_kernels(model: Model) -> list[str]:
+    """The fused `mo.composite.*` kernels MAX chose for a compiled graph:
+    shows whether a built-in pattern (e.g. flash attention) was recognised."""
+    return sorted(set(re.findall(r"mo\.composite\.\w+", " ".join(model.kernel_summaries))))
+
+
+def _blas_info() -> list[dict]:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return [{"note": "threadpoolctl not installed; see numpy.show_config()"}]
+    keys = ("internal_api", "version", "architecture", "num_threads", "threading_layer")
+    return [{k: pool.get(k) for k in keys} for pool in threadpool_info()]
+
+
+def _cpu_facts() -> dict:
+    facts: dict = {}
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key in ("model name", "cpu family", "model") and key not in facts:
+            facts[key] = value
+        elif key == "flags" and "flags" not in facts:
+            flags = set(value.split())
+            facts["flags"] = [f for f in ("avx2", "fma", "avx512f") if f in flags]
+    return facts
+
+
+def _sgemm_gflops() -> float:
+    """NumPy sgemm rate right now: a practical ceiling, and a gauge of how
+    busy the shared machine was during the run."""
+    a = np.random.default_rng(0).standard_normal((1024, 1024), dtype=np.float32)
+    a @ a
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        a @ a
+        times.append(time.perf_counter() - start)
+    return 2 * 1024**3 / statistics.median(times) / 1e9
+
+
+def machine_info() -> dict:
+    versions = {p: importlib.metadata.version(p) for p in ("max", "mojo", "numpy")}
+    env_keys = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu": _cpu_facts(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "versions": versions,
+        "blas": _blas_info(),
+        "env": {k: os.environ.get(k) for k in env_keys},
+        "load_avg_start": os.getloadavg()[0],
+        "numpy_sgemm_gflops": round(_sgemm_gflops(), 1),
+        "peak_gflops": PEAK_GFLOPS,
+        "dram_gbps": DRAM_GBPS,
+    }
+
+
+def _cpu_seconds() -> tuple[float, float]:
+    """(busy CPU seconds of the whole VM incl. hypervisor steal, CPU seconds
+    of this process); their difference over a run is what others used."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    own = os.times()
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK"), own.user + own.system
+
+
+def _time_sample(run: Callable[[], object], calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        run()
+    return (time.perf_counter() - start) / calls
+
+
+def measure(case: Case, repeats: int, target_s: float) -> dict:
+    """Times every contender of a case, interleaved, and checks its output."""
+    calls = {}
+    for c in case.contenders:
+        c.run()  # first call: lazy allocation, page faults, thread start-up
+        calls[c.name] = max(1, math.ceil(target_s / _time_sample(c.run, 1)))
+    samples: dict[str, list[float]] = {c.name: [] for c in case.contenders}
+    busy_start, own_start, wall_start = *_cpu_seconds(), time.perf_counter()
+    with tqdm(total=repeats * len(case.contenders), desc=case.name, leave=False) as bar:
+        for _ in range(repeats):
+            for c in case.contenders:
+                time.sleep(PAUSE_S)
+                samples[c.name].append(_time_sample(c.run, calls[c.name]))
+                bar.update()
+    busy_end, own_end = _cpu_seconds()
+    others = (busy_end - busy_start - (own_end - own_start)) / (time.perf_counter() - wall_start)
+    medians = {c.role: statistics.median(samples[c.name]) for c in case.contenders}
+    rows = []
+    for c in case.contenders:
+        median = statistics.median(samples[c.name])
+        rate = case.work / median / 1e9
+        peak = PEAK_GFLOPS if case.unit == "flop" else DRAM_GBPS
+        error = np.max(np.abs(c.to_numpy(c.run()).astype(np.float64) - case.expected))
+        rows.append({
+            "contender": c.name,
+            "role": c.role,
+            "detail": c.detail,
+            "median_s": median,
+            "min_s": min(samples[c.name]),
+            "max_s": max(samples[c.name]),
+            "calls_per_sample": calls[c.name],
+            "samples": repeats,
+            "rate": rate,
+            "rate_unit": "GFLOP/s" if case.unit == "flop" else "GB/s",
+            "peak_fraction": rate / peak,
+            "speedup_vs_max": medians["max"] / median,
+            "speedup_vs_numpy32": medians["numpy32"] / median,
+            "max_abs_err": float(error),
+            "compile_s": c.compile_s,
+        })
+    return {"case": case.name, "shape": case.shape, "work": case.work, "unit": case.unit,
+            "other_processes_cores": max(0.0, others), "results": rows}
+
+
+def run(
+    kernel: str,
+    title: str,
+    make_cases: Callable[[], list[Case]],
+    notes: Sequence[str],
+) -> int:
+    """Command-line entry point of one kernel's benchmark."""
+    parser = argparse.ArgumentParser(description=f"Microbenchmark: {title}.")
+    parser.add_argument("--repeats", type=int, help="samples per contender (default 25, quick 5)")
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter samples")
+    args = parser.parse_args()
+    repeats = args.repeats or (5 if args.quick else 25)
+    target_s = 0.005 if args.quick else 0.02
+
+    machine = machine_info()
+    print(f"{title}: {machine['cpu'].get('model name')}, {machine['cores']} cores, "
+          f"BLAS {machine['blas']}, OPENBLAS_CORETYPE={machine['env']['OPENBLAS_CORETYPE']}, "
+          f"load {machine['load_avg_start']:.2f}", file=sys.stderr)
+    measured = []
+    for case in make_cases():
+        measured.append(measure(case, repeats, target_s))
+        print(_table([measured[-1]]), file=sys.stderr)
+    machine["load_avg_end"] = os.getloadavg()[0]
+    payload = {"kernel": kernel, "title": title, "machine": machine, "notes": list(notes),
+               "settings": {"repeats": repeats, "quick": args.quick, "target_sample_s": target_s},
+               "cases": measured}
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / f"{kernel}.json").write_text(json.dumps(payload, indent=1) + "\n")
+    write_summary()
+    return 0
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3g}"
+
+
+def _table(cases: list[dict]) -> str:
+    unit = cases[0]["results"][0]["rate_unit"]
+    lines = [
+        f"| case | contender | median ms | min-max ms | {unit} | % of peak "
+        "| speed vs MAX built-in | speed vs NumPy f32 | max abs err |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for case in cases:
+        label = f"{case['case']}<br>(others: {case['other_processes_cores']:.1f} cores)"
+        for r in case["results"]:
+            name = r["contender"] + (f" ({r['detail']})" if r["detail"] else "")
+            lines.append(
+                f"| {label} | {name} | {_ms(r['median_s'])} "
+                f"| {_ms(r['min_s'])}-{_ms(r['max_s'])} | {r['rate']:.3g} "
+                f"| {100 * r['peak_fraction']:.2g}% | {r['speedup_vs_max']:.2f}x "
+                f"| {r['speedup_vs_numpy32']:.2f}x | {r['max_abs_err']:.1e} |"
+            )
+            label = case["case"]
+    return "\n".join(lines)
+
+
+def _section(payload: dict) -> str:
+    m = payload["machine"]
+    blas = ", ".join(
+        " ".join(str(p.get(k)) for k in ("internal_api", "version", "architecture"))
+        + f" ({p.get('num_threads')} threads)" for p in m["blas"]
+    )
+    shapes = "; ".join(f"{c['case']}: {c['shape']}" for c in payload["cases"])
+    cpu = m["cpu"]
+    header = [
+        f"## {payload['title']}",
+        "",
+        f"{m['date']}, {cpu.get('model name')} (family {cpu.get('cpu family')} "
+        f"model {cpu.get('model')}, {'/'.join(cpu.get('flags', []))}), {m['cores']} cores; "
+        f"max {m['versions']['max']}, mojo {m['versions']['mojo']}, numpy {m['versions']['numpy']} "
+        f"with {blas}; OPENBLAS_CORETYPE={m['env']['OPENBLAS_CORETYPE']}; "
+        f"load average {m['load_avg_start']:.2f} -> {m['load_avg_end']:.2f}; "
+        f"NumPy sgemm right before: {m['numpy_sgemm_gflops']} GFLOP/s; "
+        f"{payload['settings']['repeats']} interleaved samples per contender"
+        + (" (--quick)" if payload["settings"]["quick"] else "") + ".",
+        "",
+        f"Shapes: {shapes}.",
+        "",
+    ]
+    notes = [f"- {n}" for n in payload["notes"]]
+    return "\n".join(header + [_table(payload["cases"]), ""] + notes) + "\n"
+
+
+def write_summary() -> None:
+    """Regenerates results/README.md from every results/*.json."""
+    payloads = [json.loads(p.read_text()) for p in sorted(RESULTS_DIR.glob("*.json"))]
+    intro = (
+        "# Kernel microbenchmarks\n\n"
+        "Generated by `benchmarks/run_all.py` (or one `benchmarks/bench_*.py`); do not edit.\n"
+        "Times are medians over interleaved samples of the steady-state call "
+        "(MAX: `model.execute` on inputs already in Buffers, compile excluded). "
+        f"% of peak: of {PEAK_GFLOPS:g} GFLOP/s (2 cores fp32 FMA, nominal) or of "
+        f"~{DRAM_GBPS:g} GB/s DRAM. Speed ratios are baseline time / contender time "
+        "(above 1 = faster than the baseline). max abs err is against the float64 "
+        "NumPy reference in tests/reference.py. \"others\" is the CPU other processes "
+        "(and the hypervisor) took while the case ran, out of 2 cores: this machine is "
+        "shared, and a busy core slows every parallel contender.\n"
+    )
+    RESULTS_DIR.joinpath("README.md").write_text(
+        intro + "".join("\n" + _section(p) for p in payloads)
+    )
