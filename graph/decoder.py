@@ -12,6 +12,9 @@ symbolic). Inputs:
               one audio, as the beams of one window do)
 Outputs: logits [batch, new, n_vocab], then the grown caches
 [batch, n_head, past + new, d_head] per layer (keys, values alternating).
+With cross_attention_weights=True (a separate graph, used for word
+timestamps) the softmax weights of every cross-attention layer
+[batch, n_head, new, n_audio_ctx] follow.
 """
 
 from __future__ import annotations
@@ -39,10 +42,17 @@ def cached_self_attention(
 def cross_attention(h: TensorValue, k: TensorValue, v: TensorValue, w: Weights, name: str, d: int, n_head: int):
     q = split_heads(linear(h, w, f"{name}.query", d, d), n_head)
     out = custom_ops.attention(q, k, v, head_scale(d, n_head))
-    return linear(merge_heads(out), w, f"{name}.out", d, d)
+    return linear(merge_heads(out), w, f"{name}.out", d, d), q
 
 
-def build_decoder_step(dims: ModelDimensions, device: DeviceRef) -> Graph:
+def attention_weights(q: TensorValue, k: TensorValue, scale: float) -> TensorValue:
+    """softmax(scale q k^T), materialised: only the word-timestamp graph needs
+    it, for a few dozen queries of one row per audio (batch == audio_batch)."""
+    k = ops.rebind(k, [q.shape[0], *k.shape[1:]])
+    return ops.softmax(ops.matmul(q, k.transpose(2, 3)) * scale)
+
+
+def build_decoder_step(dims: ModelDimensions, device: DeviceRef, cross_attention_weights: bool = False) -> Graph:
     d, n_head, n_layer = dims.n_text_state, dims.n_text_head, dims.n_text_layer
     d_head = d // n_head
     w = Weights(device)
@@ -55,7 +65,8 @@ def build_decoder_step(dims: ModelDimensions, device: DeviceRef) -> Graph:
         *[cache] * (2 * n_layer),
         *[audio_kv] * (2 * n_layer),
     ]
-    graph = Graph("whisper_decoder_step", input_types=input_types, custom_extensions=[kernel_library()])
+    name = "whisper_decoder_alignment" if cross_attention_weights else "whisper_decoder_step"
+    graph = Graph(name, input_types=input_types, custom_extensions=[kernel_library()])
     with graph:
         tokens, positions, cache_index, *rest = (value.tensor for value in graph.inputs)
         caches, audio = rest[: 2 * n_layer], rest[2 * n_layer :]
@@ -66,7 +77,7 @@ def build_decoder_step(dims: ModelDimensions, device: DeviceRef) -> Graph:
         x = ops.permute(ops.gather(embedding_t, tokens, axis=1), [1, 2, 0])
         x = x + ops.gather(w("decoder.positional_embedding", dims.n_text_ctx, d), positions, axis=0)
 
-        new_caches = []
+        new_caches, cross_weights = [], []
         h = custom_ops.layer_norm(x, w("decoder.blocks.0.attn_ln.weight", d), w("decoder.blocks.0.attn_ln.bias", d))
         for i in range(n_layer):
             block = f"decoder.blocks.{i}"
@@ -74,9 +85,11 @@ def build_decoder_step(dims: ModelDimensions, device: DeviceRef) -> Graph:
             out, k_all, v_all = cached_self_attention(h, k_cache, v_cache, w, f"{block}.attn", d, n_head)
             new_caches += [k_all, v_all]
             h, x = add_layer_norm(x, out, w, f"{block}.cross_attn_ln", d)
-            out = cross_attention(h, audio[2 * i], audio[2 * i + 1], w, f"{block}.cross_attn", d, n_head)
+            out, q = cross_attention(h, audio[2 * i], audio[2 * i + 1], w, f"{block}.cross_attn", d, n_head)
+            if cross_attention_weights:
+                cross_weights.append(attention_weights(q, audio[2 * i], head_scale(d, n_head)))
             h, x = add_layer_norm(x, out, w, f"{block}.mlp_ln", d)
             next_ln = "decoder.ln" if i + 1 == n_layer else f"decoder.blocks.{i + 1}.attn_ln"
             h, x = add_layer_norm(x, mlp(h, w, f"{block}.mlp", d), w, next_ln, d)
-        graph.output(h @ embedding_t, *new_caches)
+        graph.output(h @ embedding_t, *new_caches, *cross_weights)
     return graph

@@ -67,3 +67,16 @@ def test_rearranged_cache_follows_its_rows(tiny_en, encoded):
 def test_encoder_rejects_wrong_mel_shape(tiny_en):
     with pytest.raises(ValueError, match="mel must be"):
         tiny_en.encode(np.zeros((1, 80, 100), np.float32))
+
+
+def test_cross_attention_weights_match_reference(tiny_en, encoded, reference_audio):
+    tokens = [SOT, NO_TIMESTAMPS, 400, 370, 616]
+    inference = tiny_en.new_inference(encoded)
+    inference.logits(np.array([tokens[:3]]))
+    inference.logits(np.array([tokens]))
+    weights = inference.cross_attention_weights()
+    assert len(weights) == tiny_en.dims.n_text_layer
+    expected = reference.cross_attention_weights(tiny_en.checkpoint, tokens, reference_audio)
+    for layer, w in enumerate(weights):
+        assert w.shape == (1, tiny_en.dims.n_text_head, 2, 1500)  # the last call fed 2 tokens
+        np.testing.assert_allclose(w[0], expected[layer][:, -2:], rtol=0, atol=1e-4)

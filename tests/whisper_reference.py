@@ -53,9 +53,16 @@ def conv1d(x: np.ndarray, w: _Weights, prefix: str, stride: int) -> np.ndarray:
 
 
 def attention(
-    x: np.ndarray, source: np.ndarray, w: _Weights, prefix: str, n_head: int, causal: bool
+    x: np.ndarray,
+    source: np.ndarray,
+    w: _Weights,
+    prefix: str,
+    n_head: int,
+    causal: bool,
+    record: list | None = None,
 ) -> np.ndarray:
-    """Multi-head attention of ``x`` (queries) over ``source`` (keys and values)."""
+    """Multi-head attention of ``x`` (queries) over ``source`` (keys and values); the
+    softmax weights [n_head, n_q, n_source] are appended to ``record`` when given."""
     q = linear(x, w, f"{prefix}.query")
     k = linear(source, w, f"{prefix}.key", bias=False)
     v = linear(source, w, f"{prefix}.value")
@@ -70,14 +77,22 @@ def attention(
         scores = scores + np.triu(np.full(scores.shape[1:], -np.inf, dtype=scores.dtype), k=1)
     scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
     weights = scores / scores.sum(axis=-1, keepdims=True)
+    if record is not None:
+        record.append(weights)
     out = (weights @ v).transpose(1, 0, 2).reshape(n_q, d)
     return linear(out, w, f"{prefix}.out")
 
 
 def residual_block(
-    x: np.ndarray, w: _Weights, prefix: str, n_head: int, audio: np.ndarray | None = None
+    x: np.ndarray,
+    w: _Weights,
+    prefix: str,
+    n_head: int,
+    audio: np.ndarray | None = None,
+    record: list | None = None,
 ) -> np.ndarray:
-    """Pre-LN block; a decoder block (``audio`` given) is causal and adds cross-attention."""
+    """Pre-LN block; a decoder block (``audio`` given) is causal and adds cross-attention,
+    whose weights go to ``record`` when given."""
     h = layer_norm(x, w, f"{prefix}.attn_ln")
     x = x + attention(h, h, w, f"{prefix}.attn", n_head, causal=audio is not None)
     if audio is not None:
@@ -88,6 +103,7 @@ def residual_block(
             f"{prefix}.cross_attn",
             n_head,
             causal=False,
+            record=record,
         )
     h = layer_norm(x, w, f"{prefix}.mlp_ln")
     return x + linear(gelu(linear(h, w, f"{prefix}.mlp.0")), w, f"{prefix}.mlp.2")
@@ -107,9 +123,14 @@ def encoder(ckpt: Checkpoint, mel: np.ndarray, dtype: type = np.float64) -> np.n
 
 
 def decoder_logits(
-    ckpt: Checkpoint, tokens: list[int], audio_features: np.ndarray, dtype: type = np.float64
+    ckpt: Checkpoint,
+    tokens: list[int],
+    audio_features: np.ndarray,
+    dtype: type = np.float64,
+    record: list | None = None,
 ) -> np.ndarray:
-    """Next-token logits [len(tokens), n_vocab] after each prefix of ``tokens``."""
+    """Next-token logits [len(tokens), n_vocab] after each prefix of ``tokens``; each
+    layer's cross-attention weights [n_head, len(tokens), n_audio_ctx] go to ``record``."""
     dims, w = ckpt.dims, _Weights(ckpt, dtype)
     if not 0 < len(tokens) <= dims.n_text_ctx:
         raise ValueError(f"need 1..{dims.n_text_ctx} tokens, got {len(tokens)}")
@@ -117,6 +138,15 @@ def decoder_logits(
     x = embedding[np.asarray(tokens)] + w("decoder.positional_embedding")[: len(tokens)]
     audio = audio_features.astype(dtype)
     for i in range(dims.n_text_layer):
-        x = residual_block(x, w, f"decoder.blocks.{i}", dims.n_text_head, audio=audio)
+        x = residual_block(x, w, f"decoder.blocks.{i}", dims.n_text_head, audio=audio, record=record)
     # The output projection is tied to the token embedding.
     return layer_norm(x, w, "decoder.ln") @ embedding.T
+
+
+def cross_attention_weights(
+    ckpt: Checkpoint, tokens: list[int], audio_features: np.ndarray
+) -> list[np.ndarray]:
+    """Each decoder layer's cross-attention weights [n_head, len(tokens), n_audio_ctx]."""
+    record: list[np.ndarray] = []
+    decoder_logits(ckpt, tokens, audio_features, record=record)
+    return record

@@ -46,6 +46,8 @@ class Inference:
         self.caches = [Buffer.from_numpy(empty) for _ in range(2 * dims.n_text_layer)]
         self.cache_length = 0
         self.cache_index = np.arange(self.n_rows, dtype=np.int64)
+        self.fed_tokens = np.zeros((self.n_rows, 0), np.int64)
+        self.last_fed = 0
 
     def rearrange_kv_cache(self, source_indices) -> None:
         # Applied lazily by the next step graph (a gather on the cache rows).
@@ -60,21 +62,37 @@ class Inference:
         if tokens.shape[1] > self.model.dims.n_text_ctx:
             raise ValueError(f"{tokens.shape[1]} tokens exceed the text context of {self.model.dims.n_text_ctx}")
         new = tokens[:, self.cache_length :] if self.cache_length else tokens
-        positions = np.arange(self.cache_length, self.cache_length + new.shape[1], dtype=np.int64)
-        outputs = self.model.decoder.execute(
-            Buffer.from_numpy(np.ascontiguousarray(new)),
-            Buffer.from_numpy(positions),
-            Buffer.from_numpy(self.cache_index),
-            *self.caches,
-            *self.audio.cross_kv,
-        )
+        outputs = self._step(self.model.decoder, new, self.cache_length, self.cache_index, self.caches)
+        self.fed_tokens = np.concatenate([self.fed_tokens[self.cache_index], new], axis=1)
+        self.last_fed = new.shape[1]
         self.caches = outputs[1:]
         self.cache_length += new.shape[1]
         self.cache_index = np.arange(self.n_rows, dtype=np.int64)
         return outputs[0].to_numpy()
 
-    def cross_attention_weights(self):
-        return None
+    def _step(self, graph: Model, new: np.ndarray, past: int, cache_index: np.ndarray, caches) -> list[Buffer]:
+        positions = np.arange(past, past + new.shape[1], dtype=np.int64)
+        return graph.execute(
+            Buffer.from_numpy(np.ascontiguousarray(new)),
+            Buffer.from_numpy(positions),
+            Buffer.from_numpy(cache_index),
+            *caches,
+            *self.audio.cross_kv,
+        )
+
+    def cross_attention_weights(self) -> list[np.ndarray]:
+        """Cross-attention softmax weights [rows, n_head, n_new, n_audio_ctx]
+        per decoder layer for the tokens of the last logits() call. The
+        stepping graph does not keep them (that would slow every token), so
+        the tokens fed so far run once more through the alignment graph."""
+        if self.audio.n_audio != self.n_rows:
+            raise ValueError("cross-attention weights need one token row per audio (n_group=1)")
+        empty = Inference(self.model, self.audio)
+        outputs = self._step(
+            self.model.alignment_decoder, self.fed_tokens, 0, empty.cache_index, empty.caches
+        )
+        n_layer = self.model.dims.n_text_layer
+        return [w.to_numpy()[:, :, -self.last_fed :] for w in outputs[1 + 2 * n_layer :]]
 
 
 class Whisper:
@@ -88,12 +106,22 @@ class Whisper:
         self.load_seconds: dict[str, float] = {}
         self.encoder = self._load("encoder", build_encoder(self.dims, device), encoder_parameters(checkpoint))
         self.decoder = self._load("decoder", build_decoder_step(self.dims, device), decoder_parameters(checkpoint))
+        self._alignment_decoder: Model | None = None
 
     def _load(self, name: str, graph, parameters: dict[str, np.ndarray]) -> Model:
         start = time.perf_counter()
         model = self.session.load(graph, weights_registry=parameters)
         self.load_seconds[name] = time.perf_counter() - start
         return model
+
+    @property
+    def alignment_decoder(self) -> Model:
+        """The decoder graph that also returns cross-attention weights, for
+        word timestamps; compiled on first use."""
+        if self._alignment_decoder is None:
+            graph = build_decoder_step(self.dims, DeviceRef.CPU(), cross_attention_weights=True)
+            self._alignment_decoder = self._load("alignment_decoder", graph, decoder_parameters(self.checkpoint))
+        return self._alignment_decoder
 
     @property
     def is_multilingual(self) -> bool:
