@@ -1,0 +1,506 @@
+"""Long-form transcription: openai-whisper's ``whisper/transcribe.py`` on this project's model.
+
+The audio is cut into 30-second windows. Each window is decoded with timestamps; the segments
+it closes (between timestamp pairs) are kept and the next window starts where the last complete
+segment ended, so speech cut off by a window's end is decoded again in full. A window whose
+decoding looks wrong (too repetitive, too improbable) is decoded again at a higher temperature.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import tqdm
+
+from .audio import (
+    FRAMES_PER_SECOND,
+    HOP_LENGTH,
+    N_FRAMES,
+    N_SAMPLES,
+    SAMPLE_RATE,
+    check_audio_array,
+    load_audio,
+    pad_or_trim,
+)
+from .decoding import (
+    AudioFeatures,
+    DecodingOptions,
+    DecodingResult,
+    WhisperModel,
+    check_language_and_task,
+    decode,
+    detect_language,
+    get_model_tokenizer,
+)
+from .ops import log_mel_spectrogram
+from .timing import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, add_word_timestamps
+from .tokenizer import LANGUAGES, Tokenizer
+from .writers import format_timestamp, get_end
+
+# Words that are only punctuation do not count when judging whether a segment is a hallucination.
+PUNCTUATION = PREPEND_PUNCTUATIONS + APPEND_PUNCTUATIONS
+
+
+def make_safe(text: str) -> str:
+    """`text` with the characters the console's encoding cannot show replaced by "?"."""
+    encoding = sys.stdout.encoding or "utf-8"
+    return text.encode(encoding, errors="replace").decode(encoding)
+
+
+def _waveform(audio: str | os.PathLike[str] | np.ndarray) -> np.ndarray:
+    if isinstance(audio, np.ndarray):
+        return check_audio_array(audio)
+    return load_audio(audio)
+
+
+def _seek_clips(
+    clip_timestamps: str | Sequence[float], content_frames: int
+) -> list[tuple[int, int]]:
+    """(start, end) mel frames of the clips "start,end,start,end,..." (seconds); the last end
+    defaults to the end of the audio."""
+    if isinstance(clip_timestamps, str):
+        clip_timestamps = [float(ts) for ts in clip_timestamps.split(",") if ts.strip()]
+    seek_points = [round(ts * FRAMES_PER_SECOND) for ts in clip_timestamps] or [0]
+    if len(seek_points) % 2 == 1:
+        seek_points.append(content_frames)
+    return list(zip(seek_points[::2], seek_points[1::2]))
+
+
+@dataclass(frozen=True)
+class FallbackThresholds:
+    compression_ratio: float | None
+    logprob: float | None
+    no_speech: float | None
+
+    def needs_fallback(self, result: DecodingResult) -> bool:
+        if self.is_silence(result):
+            return False  # a low log probability is expected of silence
+        too_repetitive = (
+            self.compression_ratio is not None and result.compression_ratio > self.compression_ratio
+        )
+        too_improbable = self.logprob is not None and result.avg_logprob < self.logprob
+        return too_repetitive or too_improbable
+
+    def is_silence(self, result: DecodingResult) -> bool:
+        """Probably no speech, and the text decoded from it improbable."""
+        return (
+            self.no_speech is not None
+            and result.no_speech_prob > self.no_speech
+            and self.logprob is not None
+            and result.avg_logprob < self.logprob
+        )
+
+    def should_skip(self, result: DecodingResult) -> bool:
+        """The window holds no speech: the no-speech probability is high and the text's log
+        probability not high enough to overrule it."""
+        if self.no_speech is None or result.no_speech_prob <= self.no_speech:
+            return False
+        return self.logprob is None or result.avg_logprob <= self.logprob
+
+
+def decode_with_fallback(
+    model: WhisperModel,
+    audio_features: AudioFeatures,
+    temperatures: Sequence[float],
+    thresholds: FallbackThresholds,
+    decode_options: dict[str, Any],
+) -> DecodingResult:
+    """Decodes at each temperature in turn until a result passes the thresholds (or the
+    temperatures run out, when the last result is returned)."""
+    result = None
+    for t in temperatures:
+        options = {**decode_options}
+        if t > 0:  # sampling: beam search does not apply
+            options.pop("beam_size", None)
+            options.pop("patience", None)
+        else:  # greedy or beam search: nothing to choose the best of
+            options.pop("best_of", None)
+
+        result = decode(model, audio_features, DecodingOptions(**options, temperature=t))[0]
+        if not thresholds.needs_fallback(result):
+            break
+    return result
+
+
+@dataclass(frozen=True)
+class WindowCut:
+    """How a window's tokens split into segments, and how far the next window moves on."""
+
+    segments: list[tuple[float, float, list[int]]]  # (start, end, tokens)
+    seek_advance: int  # mel frames
+    single_timestamp_ending: bool
+
+
+def cut_window(
+    tokens: list[int],
+    tokenizer: Tokenizer,
+    time_offset: float,
+    segment_size: int,
+    input_stride: int,
+    time_precision: float,
+) -> WindowCut:
+    """Splits a window's tokens into segments at each pair of consecutive timestamps."""
+    timestamp_begin = tokenizer.timestamp_begin
+    is_timestamp = [token >= timestamp_begin for token in tokens]
+    single_timestamp_ending = is_timestamp[-2:] == [False, True]
+    consecutive = [i + 1 for i in range(len(tokens) - 1) if is_timestamp[i] and is_timestamp[i + 1]]
+
+    if not consecutive:
+        # one segment for the whole window, ending at its last timestamp if it has one
+        duration = segment_size * HOP_LENGTH / SAMPLE_RATE
+        timestamps = [token for token in tokens if token >= timestamp_begin]
+        if timestamps and timestamps[-1] != timestamp_begin:
+            duration = (timestamps[-1] - timestamp_begin) * time_precision
+        segment = (time_offset, time_offset + duration, tokens)
+        return WindowCut([segment], segment_size, single_timestamp_ending)
+
+    slices = consecutive + [len(tokens)] if single_timestamp_ending else consecutive
+    segments = []
+    last_slice = 0
+    for current_slice in slices:
+        sliced = tokens[last_slice:current_slice]
+        start = time_offset + (sliced[0] - timestamp_begin) * time_precision
+        end = time_offset + (sliced[-1] - timestamp_begin) * time_precision
+        segments.append((start, end, sliced))
+        last_slice = current_slice
+
+    if single_timestamp_ending:
+        # a lone timestamp at the end: no speech after it, the whole window is done
+        seek_advance = segment_size
+    else:
+        # the text after the last pair is unfinished: the next window starts at that pair
+        seek_advance = (tokens[last_slice - 1] - timestamp_begin) * input_stride
+    return WindowCut(segments, seek_advance, single_timestamp_ending)
+
+
+def word_anomaly_score(word: dict) -> float:
+    """How unlike speech a word looks: improbable, very short or very long."""
+    probability = word.get("probability", 0.0)
+    duration = word["end"] - word["start"]
+    score = 0.0
+    if probability < 0.15:
+        score += 1.0
+    if duration < 0.133:
+        score += (0.133 - duration) * 15
+    if duration > 2.0:
+        score += duration - 2.0
+    return score
+
+
+def is_segment_anomaly(segment: dict | None) -> bool:
+    """Whether a segment's first words look like a hallucination."""
+    if segment is None or not segment["words"]:
+        return False
+    words = [w for w in segment["words"] if w["word"] not in PUNCTUATION][:8]
+    score = sum(word_anomaly_score(w) for w in words)
+    return score >= 3 or score + 0.01 >= len(words)
+
+
+def next_words_segment(segments: list[dict]) -> dict | None:
+    return next((s for s in segments if s["words"]), None)
+
+
+def transcribe(
+    model: WhisperModel,
+    audio: str | os.PathLike[str] | np.ndarray,
+    *,
+    verbose: bool | None = None,
+    temperature: float | Sequence[float] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+    compression_ratio_threshold: float | None = 2.4,
+    logprob_threshold: float | None = -1.0,
+    no_speech_threshold: float | None = 0.6,
+    condition_on_previous_text: bool = True,
+    initial_prompt: str | None = None,
+    carry_initial_prompt: bool = False,
+    word_timestamps: bool = False,
+    prepend_punctuations: str = PREPEND_PUNCTUATIONS,
+    append_punctuations: str = APPEND_PUNCTUATIONS,
+    clip_timestamps: str | Sequence[float] = "0",
+    hallucination_silence_threshold: float | None = None,
+    progress: bool = True,
+    **decode_options: Any,
+) -> dict:
+    """Transcribes (or translates) an audio file or a 16 kHz waveform of any length.
+
+    verbose: True prints each segment as it is decoded, False shows a progress bar (unless
+        progress is False), None prints nothing.
+    temperature: the temperatures to decode a window at, each one a fallback for the one
+        before when the result is too repetitive (compression ratio above
+        compression_ratio_threshold) or too improbable (average log probability below
+        logprob_threshold).
+    no_speech_threshold: a window whose <|nospeech|> probability is above this, and whose
+        text is improbable (below logprob_threshold), is taken as silence and skipped.
+    condition_on_previous_text: give the previous windows' text as the prompt; switching it
+        off makes the text less consistent between windows, but the model less prone to
+        repetition loops.
+    initial_prompt: text to prompt the first window with (vocabulary, names, style); with
+        carry_initial_prompt, every window's prompt starts with it.
+    word_timestamps: time each word (segments get "words") and cut windows at word ends.
+    prepend_punctuations, append_punctuations: punctuation joined to the next or previous
+        word when timing words.
+    clip_timestamps: "start,end,start,end,..." seconds of the parts to transcribe; the last
+        end defaults to the end of the audio.
+    hallucination_silence_threshold: with word timestamps, skip silences longer than this
+        (seconds) around a segment that looks like a hallucination.
+    decode_options: DecodingOptions fields (language, task, beam_size, best_of, patience, ...).
+
+    Returns {"text", "segments", "language"}, as openai-whisper's transcribe does.
+    """
+    # Precision is the model's own choice; the option is accepted as openai-whisper accepts it.
+    decode_options.pop("fp16", None)
+    task: str = decode_options.get("task", "transcribe")
+    check_language_and_task(model, decode_options.get("language"), task)
+
+    # 30 seconds of silence after the audio, so that the last window can always be sliced whole
+    mel = log_mel_spectrogram(_waveform(audio), model.dims.n_mels, padding=N_SAMPLES)
+    content_frames = mel.shape[-1] - N_FRAMES
+    content_duration = float(content_frames * HOP_LENGTH / SAMPLE_RATE)
+
+    if decode_options.get("language") is None:
+        if not model.is_multilingual:
+            decode_options["language"] = "en"
+        else:
+            if verbose:
+                print(
+                    "Detecting language using up to the first 30 seconds. "
+                    "Use `--language` to specify the language"
+                )
+            _, probs = detect_language(model, pad_or_trim(mel, N_FRAMES))
+            decode_options["language"] = max(probs, key=probs.get)
+            if verbose is not None:
+                print(f"Detected language: {LANGUAGES[decode_options['language']].title()}")
+
+    language: str = decode_options["language"]
+    tokenizer = get_model_tokenizer(model, language=language, task=task)
+
+    if word_timestamps and task == "translate":
+        warnings.warn("Word-level timestamps on translations may not be reliable.", stacklevel=2)
+
+    temperatures = [temperature] if isinstance(temperature, (int, float)) else list(temperature)
+    thresholds = FallbackThresholds(
+        compression_ratio_threshold, logprob_threshold, no_speech_threshold
+    )
+    if N_FRAMES % model.dims.n_audio_ctx != 0:
+        raise ValueError(f"n_audio_ctx {model.dims.n_audio_ctx} does not divide {N_FRAMES} frames")
+    input_stride = N_FRAMES // model.dims.n_audio_ctx  # mel frames per audio token: 2
+    time_precision = input_stride * HOP_LENGTH / SAMPLE_RATE  # seconds per timestamp: 0.02
+
+    all_tokens: list[int] = []
+    all_segments: list[dict] = []
+    prompt_reset_since = 0
+
+    remaining_prompt_length = model.dims.n_text_ctx // 2 - 1
+    initial_prompt_tokens: list[int] = []
+    if initial_prompt is not None:
+        initial_prompt_tokens = tokenizer.encode(" " + initial_prompt.strip())
+        all_tokens.extend(initial_prompt_tokens)
+        remaining_prompt_length -= len(initial_prompt_tokens)
+
+    # with verbose=True the segments themselves show the progress
+    with tqdm.tqdm(
+        total=content_frames, unit="frames", disable=verbose is not False or not progress
+    ) as pbar:
+        last_speech_timestamp = 0.0
+        for seek_clip_start, seek_clip_end in _seek_clips(clip_timestamps, content_frames):
+            seek = seek_clip_start
+            while seek < seek_clip_end:
+                time_offset = float(seek * HOP_LENGTH / SAMPLE_RATE)
+                window_end_time = float((seek + N_FRAMES) * HOP_LENGTH / SAMPLE_RATE)
+                segment_size = min(N_FRAMES, content_frames - seek, seek_clip_end - seek)
+                segment_duration = segment_size * HOP_LENGTH / SAMPLE_RATE
+                mel_segment = pad_or_trim(mel[:, seek : seek + segment_size], N_FRAMES)
+                # encoded once, for every fallback temperature and the word alignment
+                audio_features = model.encode(mel_segment[None])
+
+                if carry_initial_prompt:
+                    n_ignored = max(len(initial_prompt_tokens), prompt_reset_since)
+                    remaining_prompt = all_tokens[n_ignored:][-remaining_prompt_length:]
+                    decode_options["prompt"] = initial_prompt_tokens + remaining_prompt
+                else:
+                    decode_options["prompt"] = all_tokens[prompt_reset_since:]
+
+                result = decode_with_fallback(
+                    model, audio_features, temperatures, thresholds, decode_options
+                )
+
+                if thresholds.should_skip(result):
+                    seek += segment_size  # fast-forward to the next window
+                    continue
+
+                previous_seek = seek
+                cut = cut_window(
+                    result.tokens,
+                    tokenizer,
+                    time_offset,
+                    segment_size,
+                    input_stride,
+                    time_precision,
+                )
+                seek += cut.seek_advance
+                current_segments = [
+                    {
+                        "seek": previous_seek,
+                        "start": start,
+                        "end": end,
+                        "text": tokenizer.decode([t for t in tokens if t < tokenizer.eot]),
+                        "tokens": tokens,
+                        "temperature": result.temperature,
+                        "avg_logprob": result.avg_logprob,
+                        "compression_ratio": result.compression_ratio,
+                        "no_speech_prob": result.no_speech_prob,
+                    }
+                    for start, end, tokens in cut.segments
+                ]
+
+                if word_timestamps:
+                    add_word_timestamps(
+                        segments=current_segments,
+                        model=model,
+                        tokenizer=tokenizer,
+                        audio_features=audio_features,
+                        num_frames=segment_size,
+                        prepend_punctuations=prepend_punctuations,
+                        append_punctuations=append_punctuations,
+                        last_speech_timestamp=last_speech_timestamp,
+                    )
+
+                    # the next window starts where the last word ended
+                    if not cut.single_timestamp_ending:
+                        last_word_end = get_end(current_segments)
+                        if last_word_end is not None and last_word_end > time_offset:
+                            seek = round(last_word_end * FRAMES_PER_SECOND)
+
+                    if hallucination_silence_threshold is not None:
+                        skip_from = _skip_hallucination_silence(
+                            current_segments,
+                            threshold=hallucination_silence_threshold,
+                            single_timestamp_ending=cut.single_timestamp_ending,
+                            seek=seek,
+                            previous_seek=previous_seek,
+                            segment_size=segment_size,
+                            time_offset=time_offset,
+                            window_end_time=window_end_time,
+                            segment_duration=segment_duration,
+                            content_duration=content_duration,
+                            content_frames=content_frames,
+                            last_speech_timestamp=last_speech_timestamp,
+                        )
+                        seek = skip_from.seek
+                        if skip_from.retry_window:
+                            continue
+
+                    last_word_end = get_end(current_segments)
+                    if last_word_end is not None:
+                        last_speech_timestamp = last_word_end
+
+                if verbose:
+                    for segment in current_segments:
+                        start, end, text = segment["start"], segment["end"], segment["text"]
+                        line = f"[{format_timestamp(start)} --> {format_timestamp(end)}] {text}"
+                        print(make_safe(line))
+
+                # an instantaneous or blank segment keeps its place and times, without text
+                for segment in current_segments:
+                    if segment["start"] == segment["end"] or segment["text"].strip() == "":
+                        segment["text"] = ""
+                        segment["tokens"] = []
+                        if word_timestamps:
+                            segment["words"] = []
+
+                all_segments.extend(
+                    {"id": i, **segment}
+                    for i, segment in enumerate(current_segments, start=len(all_segments))
+                )
+                all_tokens.extend(
+                    token for segment in current_segments for token in segment["tokens"]
+                )
+
+                if not condition_on_previous_text or result.temperature > 0.5:
+                    # text sampled at a high temperature makes a poor prompt
+                    prompt_reset_since = len(all_tokens)
+
+                pbar.update(min(content_frames, seek) - previous_seek)
+
+    return dict(
+        text=tokenizer.decode(all_tokens[len(initial_prompt_tokens) :]),
+        segments=all_segments,
+        language=language,
+    )
+
+
+@dataclass(frozen=True)
+class _SilenceSkip:
+    seek: int
+    retry_window: bool  # drop this window's segments and decode again from seek
+
+
+def _skip_hallucination_silence(
+    current_segments: list[dict],
+    *,
+    threshold: float,
+    single_timestamp_ending: bool,
+    seek: int,
+    previous_seek: int,
+    segment_size: int,
+    time_offset: float,
+    window_end_time: float,
+    segment_duration: float,
+    content_duration: float,
+    content_frames: int,
+    last_speech_timestamp: float,
+) -> _SilenceSkip:
+    """Where to go on when a window's segments may be hallucinated over silence: past a long
+    silence before a suspect segment, whose segments from there on are dropped (in place)."""
+    if not single_timestamp_ending:
+        last_word_end = get_end(current_segments)
+        if last_word_end is not None and last_word_end > time_offset:
+            remaining_duration = window_end_time - last_word_end
+            if remaining_duration > threshold:
+                seek = round(last_word_end * FRAMES_PER_SECOND)
+            else:
+                seek = previous_seek + segment_size
+
+    # a suspect first segment after a long silence: decode again from the silence's end
+    first_segment = next_words_segment(current_segments)
+    if first_segment is not None and is_segment_anomaly(first_segment):
+        gap = first_segment["start"] - time_offset
+        if gap > threshold:
+            return _SilenceSkip(previous_seek + round(gap * FRAMES_PER_SECOND), retry_window=True)
+
+    # a suspect segment with silence (or more suspects) on both sides: drop it and what
+    # follows, and go on from its start
+    hal_last_end = last_speech_timestamp
+    for si, segment in enumerate(current_segments):
+        if not segment["words"]:
+            continue
+        if is_segment_anomaly(segment):
+            next_segment = next_words_segment(current_segments[si + 1 :])
+            if next_segment is not None:
+                hal_next_start = next_segment["words"][0]["start"]
+            else:
+                hal_next_start = time_offset + segment_duration
+            silence_before = (
+                segment["start"] - hal_last_end > threshold
+                or segment["start"] < threshold
+                or segment["start"] - time_offset < 2.0
+            )
+            silence_after = (
+                hal_next_start - segment["end"] > threshold
+                or is_segment_anomaly(next_segment)
+                or window_end_time - segment["end"] < 2.0
+            )
+            if silence_before and silence_after:
+                seek = round(max(time_offset + 1, segment["start"]) * FRAMES_PER_SECOND)
+                if content_duration - segment["end"] < threshold:
+                    seek = content_frames
+                del current_segments[si:]
+                break
+        hal_last_end = segment["end"]
+
+    return _SilenceSkip(seek, retry_window=False)

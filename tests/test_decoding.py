@@ -1,0 +1,632 @@
+"""Decoding and long-form transcription driven by a scripted fake model.
+
+The fake model answers each decoder call with fixed logits chosen from the tokens written so
+far, so every expectation below follows by hand from openai-whisper's algorithm.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from maxwhisper_kernels import transcribe as transcribe_module
+from maxwhisper_kernels.decoding import (
+    ApplyTimestampRules,
+    BeamSearchDecoder,
+    DecodingOptions,
+    DecodingTask,
+    GreedyDecoder,
+    MaximumLikelihoodRanker,
+    SuppressBlank,
+    compression_ratio,
+    decode,
+    detect_language,
+    log_softmax,
+)
+from maxwhisper_kernels.tokenizer import default_vocab_dir, get_tokenizer
+from maxwhisper_kernels.transcribe import transcribe
+from maxwhisper_kernels.weights import ModelDimensions
+
+EN_DIR = default_vocab_dir(multilingual=False)
+TOKENIZER = get_tokenizer(False)
+N_VOCAB = 51864  # tiny.en
+SOT, EOT, TS = TOKENIZER.sot, TOKENIZER.eot, TOKENIZER.timestamp_begin
+NO_SPEECH, NO_TIMESTAMPS = TOKENIZER.no_speech, TOKENIZER.no_timestamps
+HELLO, WORLD, PERIOD, THE, AGAIN, ONE, TWO, AND, THEN = 18435, 995, 13, 262, 757, 530, 734, 290, 788
+BLANK = 220  # " "
+
+# Text tokens a scripted step can make nearly as likely as its own token, to lower the average
+# log probability of a reply without changing what greedy decoding picks.
+RIVALS = [t for t in range(1000, 2000) if t not in TOKENIZER.non_speech_tokens][:400]
+
+Script = Callable[[int, int, list[int]], np.ndarray]
+
+
+def ts(seconds: float) -> int:
+    return TS + round(seconds / 0.02)
+
+
+def dims(n_vocab: int = N_VOCAB) -> ModelDimensions:
+    return ModelDimensions(
+        n_mels=80,
+        n_audio_ctx=1500,
+        n_audio_state=8,
+        n_audio_head=1,
+        n_audio_layer=1,
+        n_vocab=n_vocab,
+        n_text_ctx=448,
+        n_text_state=8,
+        n_text_head=1,
+        n_text_layer=1,
+    )
+
+
+class Features:
+    """Audio features of a batch: the numbers of the windows encoded."""
+
+    def __init__(self, windows: list[int]):
+        self.windows = windows
+        self.n_audio = len(windows)
+
+
+class FakeModel:
+    """model.encode numbers the windows it sees; each decoder row's logits come from
+    script(window, attempt, tokens so far), attempt counting the passes over that window."""
+
+    def __init__(
+        self,
+        script: Script,
+        *,
+        multilingual: bool = False,
+        tokenizer_dir=EN_DIR,
+        n_vocab: int = N_VOCAB,
+    ):
+        self.dims = dims(n_vocab)
+        self.is_multilingual = multilingual
+        self.num_languages = 99
+        self.alignment_heads = None
+        self.tokenizer_dir = tokenizer_dir
+        self.script = script
+        self.n_encoded = 0
+        self.attempts: collections.Counter[int] = collections.Counter()
+        self.inferences: list[FakeInference] = []
+
+    def encode(self, mel: np.ndarray) -> Features:
+        assert mel.dtype == np.float32 and mel.shape[1:] == (80, 3000), mel.shape
+        windows = list(range(self.n_encoded, self.n_encoded + len(mel)))
+        self.n_encoded += len(mel)
+        return Features(windows)
+
+    def new_inference(self, audio_features: Features, n_group: int = 1) -> FakeInference:
+        inference = FakeInference(self, audio_features.windows, n_group)
+        self.inferences.append(inference)
+        return inference
+
+
+class FakeInference:
+    def __init__(self, model: FakeModel, windows: list[int], n_group: int):
+        self.model = model
+        self.windows = windows
+        self.n_group = n_group
+        self.attempts = [model.attempts[w] for w in windows]
+        model.attempts.update(windows)
+        self.fed: list[np.ndarray] = []
+        self.rearrangements: list[list[int]] = []
+        self.cleaned_up = False
+
+    def logits(self, tokens: np.ndarray) -> np.ndarray:
+        assert tokens.shape[0] == len(self.windows) * self.n_group
+        positions = range(tokens.shape[1]) if not self.fed else [tokens.shape[1] - 1]
+        self.fed.append(tokens.copy())
+        return np.array(
+            [
+                [
+                    self.model.script(
+                        self.windows[row // self.n_group],
+                        self.attempts[row // self.n_group],
+                        tokens[row, : p + 1].tolist(),
+                    )
+                    for p in positions
+                ]
+                for row in range(tokens.shape[0])
+            ],
+            dtype=np.float32,
+        )
+
+    def rearrange_kv_cache(self, source_indices: list[int]) -> None:
+        self.rearrangements.append(list(source_indices))
+
+    def cleanup_caching(self) -> None:
+        self.cleaned_up = True
+
+    def cross_attention_weights(self) -> None:
+        return None
+
+
+def written(prefix: list[int], tokenizer=TOKENIZER) -> list[int]:
+    """The tokens after the prompt: after the last control token (sot, language, task...)."""
+    controls = [i for i, t in enumerate(prefix) if tokenizer.eot <= t < tokenizer.timestamp_begin]
+    return prefix[controls[-1] + 1 :]
+
+
+@dataclass
+class Reply:
+    tokens: list[int]  # written after the prompt, then <|endoftext|>
+    rivals: int = 0  # text tokens nearly as likely at each step
+    no_speech: float = -np.inf  # logit of <|nospeech|> after <|startoftranscript|>
+
+
+def replies(*windows: list[Reply], tokenizer=TOKENIZER, language: int | None = None) -> Script:
+    """A script answering window w's attempt a with windows[w][a] (its last reply after that)."""
+
+    def script(window: int, attempt: int, prefix: list[int]) -> np.ndarray:
+        reply = windows[window][min(attempt, len(windows[window]) - 1)]
+        logits = np.zeros(tokenizer.encoding.n_vocab, dtype=np.float32)
+        logits[RIVALS[: reply.rivals]] = 29.99
+        done = written(prefix, tokenizer)
+        next_token = reply.tokens[len(done)] if len(done) < len(reply.tokens) else tokenizer.eot
+        logits[next_token] = 30.0
+        if prefix[-1] == tokenizer.sot:
+            logits[tokenizer.no_speech] = reply.no_speech
+            if language is not None:
+                logits[language] = 40.0
+        return logits
+
+    return script
+
+
+def tree(branches: dict[tuple[int, ...], dict[int, float]]) -> Script:
+    """Probabilities of the next token after each written sequence; <|endoftext|> elsewhere."""
+
+    def script(window: int, attempt: int, prefix: list[int]) -> np.ndarray:
+        logits = np.full(N_VOCAB, -np.inf, dtype=np.float32)
+        for token, p in branches.get(tuple(written(prefix)), {EOT: 1.0}).items():
+            logits[token] = math.log(p)
+        return logits
+
+    return script
+
+
+MEL = np.zeros((80, 3000), dtype=np.float32)
+
+
+# --- logit filters -------------------------------------------------------------------------
+
+
+def masked(filter_, sampled: list[int], logits: np.ndarray | None = None) -> np.ndarray:
+    """Which tokens `filter_` masks after `sampled`, behind a one-token prompt (<|sot|>)."""
+    logits = np.zeros((1, N_VOCAB)) if logits is None else logits[None].copy()
+    filter_.apply(logits, np.array([[SOT, *sampled]]))
+    return np.isneginf(logits[0])
+
+
+def timestamp_rules() -> ApplyTimestampRules:
+    return ApplyTimestampRules(TOKENIZER, sample_begin=1, max_initial_timestamp_index=50)
+
+
+def test_first_token_is_a_timestamp_within_max_initial_timestamp():
+    mask = masked(timestamp_rules(), [])
+    allowed = np.flatnonzero(~mask)
+    assert allowed.tolist() == list(range(TS, TS + 51))  # <|0.00|> .. <|1.00|>
+
+
+def test_after_a_lone_first_timestamp_text_must_follow():
+    mask = masked(timestamp_rules(), [ts(0.5)])
+    assert mask[TS:].all()  # no timestamp: a pair cannot start the text
+    assert mask[NO_TIMESTAMPS]
+    assert not mask[:EOT].any() and not mask[EOT]
+
+
+def test_after_text_timestamps_must_move_forward():
+    logits = np.zeros(N_VOCAB)
+    logits[HELLO] = 20.0  # so that the timestamps' total probability does not win
+    mask = masked(timestamp_rules(), [ts(0.5), HELLO], logits)
+    assert mask[TS : ts(0.5) + 1].all()  # up to and including the segment's start
+    assert not mask[ts(0.5) + 1 :].any()
+    assert not mask[:EOT].any() and not mask[EOT]
+
+
+def test_after_a_closing_timestamp_only_timestamps_or_end_of_text():
+    logits = np.zeros(N_VOCAB)
+    logits[EOT] = 20.0
+    mask = masked(timestamp_rules(), [ts(0.5), HELLO, ts(1.0)], logits)
+    assert mask[:EOT].all()  # no text
+    assert not mask[EOT]
+    assert mask[TS : ts(1.0)].all()  # the next segment may start where this one ended
+    assert not mask[ts(1.0) :].any()
+
+
+def test_after_a_timestamp_pair_text_must_follow():
+    logits = np.zeros(N_VOCAB)
+    logits[WORLD] = 20.0
+    mask = masked(timestamp_rules(), [ts(0.5), HELLO, ts(1.0), ts(1.0)], logits)
+    assert mask[TS:].all()
+    assert not mask[:EOT].any()
+
+
+def test_timestamps_win_when_their_total_beats_every_text_token():
+    # 1500 allowed timestamps at logit 0 add up to log(1500) = 7.31 (relative to one of them)
+    weak, strong = np.zeros(N_VOCAB), np.zeros(N_VOCAB)
+    weak[HELLO], strong[HELLO] = 7.2, 7.4
+    assert masked(timestamp_rules(), [ts(0.0), WORLD], weak)[:TS].all()
+    mask = masked(timestamp_rules(), [ts(0.0), WORLD], strong)
+    assert not mask[:EOT].any()
+
+
+def test_suppress_blank_only_at_the_first_token():
+    blank = SuppressBlank(TOKENIZER, sample_begin=1)
+    assert np.flatnonzero(masked(blank, [])).tolist() == [220, EOT]  # " " and <|endoftext|>
+    assert not masked(blank, [HELLO]).any()
+
+
+def test_suppress_tokens_expands_minus_one_and_adds_control_tokens():
+    model = FakeModel(tree({}))
+    controls = {SOT, TOKENIZER.sot_prev, TOKENIZER.sot_lm, NO_SPEECH}
+    controls |= {TOKENIZER.transcribe, TOKENIZER.translate}
+    default = DecodingTask(model, DecodingOptions())._get_suppress_tokens()
+    assert set(default) == set(TOKENIZER.non_speech_tokens) | controls
+    listed = DecodingTask(model, DecodingOptions(suppress_tokens="13, 11"))._get_suppress_tokens()
+    assert set(listed) == {11, 13} | controls
+    none = DecodingTask(model, DecodingOptions(suppress_tokens=""))
+    assert [type(f).__name__ for f in none.logit_filters] == [
+        "SuppressBlank",
+        "ApplyTimestampRules",
+    ]
+
+
+# --- token decoders and ranking ---------------------------------------------------------
+
+
+def test_log_softmax_is_stable_and_keeps_masked_tokens():
+    logprobs = log_softmax(np.array([[1000.0, 1000.0, -np.inf]]))
+    np.testing.assert_allclose(logprobs[0, :2], math.log(0.5))
+    assert logprobs[0, 2] == -np.inf
+
+
+def test_greedy_decoder_picks_argmax_and_freezes_finished_rows():
+    decoder = GreedyDecoder(temperature=0.0, eot=3, rng=np.random.default_rng(0))
+    logits = np.log(np.array([[0.1, 0.6, 0.2, 0.1], [0.7, 0.1, 0.1, 0.1]]))
+    sum_logprobs = np.zeros(2)
+    tokens, completed = decoder.update(np.array([[9], [3]]), logits, sum_logprobs)
+    assert tokens.tolist() == [[9, 1], [3, 3]]
+    np.testing.assert_allclose(sum_logprobs, [math.log(0.6), 0.0])
+    assert not completed
+
+
+def test_greedy_decoder_samples_softmax_at_temperature_reproducibly():
+    probs = np.array([0.2, 0.3, 0.5])
+    logits = np.tile(np.log(probs) * 0.5, (6000, 1))  # softmax(logits / 0.5) = probs
+
+    def sample(seed: int) -> np.ndarray:
+        decoder = GreedyDecoder(temperature=0.5, eot=9, rng=np.random.default_rng(seed))
+        tokens, _ = decoder.update(np.zeros((6000, 1), dtype=np.int64), logits, np.zeros(6000))
+        return tokens[:, -1]
+
+    counts = np.bincount(sample(1), minlength=3) / 6000
+    np.testing.assert_allclose(counts, probs, atol=0.025)  # about 4 standard deviations
+    assert (sample(7) == sample(7)).all()
+    assert (sample(7) != sample(8)).any()
+
+
+def test_ranker_length_normalisation_and_google_nmt_penalty():
+    tokens = [[[1], [1, 2, 3, 4]]]
+    sum_logprobs = [[-1.0, -3.0]]
+    # lengths 1 and 4: -1/1 < -3/4; penalty ((5 + n) / 6) ** alpha: 1 and 1.5 for alpha=1
+    assert MaximumLikelihoodRanker(None).rank(tokens, sum_logprobs) == [1]
+    assert MaximumLikelihoodRanker(0.0).rank(tokens, sum_logprobs) == [0]
+    assert MaximumLikelihoodRanker(1.0).rank(tokens, sum_logprobs) == [0]
+
+
+# Probabilities after each written prefix: a 0.7 / b 0.3; a -> eot 0.2, c 0.8; b -> eot 0.9,
+# d 0.1. Beam search (2 beams) finishes (b) at 0.27 and (a) at 0.14 while (a, c) at 0.56 is
+# still open; with patience 2 it waits for 4 finished sequences, which takes in (a, c) and (b, d).
+A, B, C, D = HELLO, WORLD, AGAIN, ONE
+BEAM_TREE = {
+    (): {A: 0.7, B: 0.3},
+    (A,): {EOT: 0.2, C: 0.8},
+    (B,): {EOT: 0.9, D: 0.1},
+    (A, C): {EOT: 1.0},
+    (B, D): {EOT: 1.0},
+}
+PLAIN = dict(without_timestamps=True, suppress_blank=False, suppress_tokens="")
+
+
+def test_beam_search_keeps_the_best_finished_sequence():
+    model = FakeModel(tree(BEAM_TREE))
+    result = decode(model, MEL, DecodingOptions(beam_size=2, **PLAIN))
+    assert result.tokens == [B]
+    assert result.avg_logprob == pytest.approx(math.log(0.27) / 2)
+    inference = model.inferences[-1]
+    # step 1: both beams come from the last identical row; step 2: a from row 0, b from row 1
+    assert inference.rearrangements == [[1, 1], [0, 1]]
+    assert inference.fed[0].tolist() == [[SOT, NO_TIMESTAMPS]] * 2
+    assert inference.cleaned_up
+
+
+def test_beam_search_patience_waits_for_more_finished_sequences():
+    model = FakeModel(tree(BEAM_TREE))
+    result = decode(model, MEL, DecodingOptions(beam_size=2, patience=2.0, **PLAIN))
+    # (a, c): log(0.56) / 2 beats (b): log(0.27) / 1
+    assert result.tokens == [A, C]
+    assert result.avg_logprob == pytest.approx(math.log(0.56) / 3)
+    # the two open beams finish at step 3 (the others in them are -inf)
+    assert model.inferences[-1].rearrangements == [[1, 1], [0, 1], [0, 0]]
+
+
+def test_beam_search_decoder_rejects_a_zero_candidate_list():
+    with pytest.raises(ValueError, match="Invalid beam size"):
+        BeamSearchDecoder(beam_size=1, eot=EOT, inference=None, patience=0.1)
+
+
+def test_greedy_decode_with_timestamps_and_no_speech_probability():
+    reply = Reply([ts(0.0), HELLO, WORLD, PERIOD, ts(1.5)], no_speech=31.0)
+    model = FakeModel(replies([reply]))
+    result = decode(model, MEL)
+    assert result.tokens == reply.tokens
+    assert result.text == "Hello world."
+    assert result.language == "en" and result.temperature == 0.0
+    # after <|sot|>: <|0.00|> at 30, <|nospeech|> at 31, every other token at 0
+    expected = math.exp(31) / (math.exp(30) + math.exp(31) + N_VOCAB - 2)
+    assert result.no_speech_prob == pytest.approx(expected)
+    assert result.avg_logprob == pytest.approx(0.0, abs=1e-6)
+    assert result.compression_ratio == compression_ratio("Hello world.")
+    # the whole prompt first, then one token at a time
+    fed = model.inferences[-1].fed
+    assert [f.shape[1] for f in fed] == [1, 2, 3, 4, 5, 6]
+
+
+def test_best_of_keeps_the_likeliest_sample():
+    model = FakeModel(tree({(): {A: 0.5, B: 0.5}, (A,): {EOT: 0.1, C: 0.9}, (B,): {EOT: 1.0}}))
+    options = DecodingOptions(temperature=1.0, best_of=8, seed=3, **PLAIN)
+    result = decode(model, MEL, options)
+    # samples are (a) at log(.05), (a, c) at log(.45) / 2 or (b) at log(.5): (a, c) ranks first
+    assert result.tokens == [A, C]
+    assert model.inferences[-1].n_group == 8
+
+
+def test_prompt_and_prefix_surround_the_sot_sequence():
+    model = FakeModel(tree({}))
+    task = DecodingTask(model, DecodingOptions(prompt=" Hello world", prefix="again"))
+    assert task.initial_tokens == (TOKENIZER.sot_prev, HELLO, WORLD, SOT, AGAIN)
+    assert task.sample_begin == 5 and task.sot_index == 3
+    long_prompt = DecodingTask(model, DecodingOptions(prompt=[THE] * 300))
+    assert len(long_prompt.initial_tokens) == 1 + 223 + 1  # the last n_text_ctx // 2 - 1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (dict(beam_size=2, best_of=2), "can't be given together"),
+        (dict(best_of=2), "not compatible"),
+        (dict(patience=2.0), "requires beam_size"),
+        (dict(beam_size=2, length_penalty=2.0), "between 0 and 1"),
+        (dict(task="translate"), "English-only model: it cannot translate"),
+        (dict(language="fr"), "English-only model: it cannot transcribe language 'fr'"),
+    ],
+)
+def test_invalid_options(options, message):
+    with pytest.raises(ValueError, match=message):
+        decode(FakeModel(tree({})), MEL, DecodingOptions(**options))
+
+
+def test_batch_decoding_returns_one_result_per_audio():
+    model = FakeModel(replies([Reply([ts(0), HELLO, ts(1)])], [Reply([ts(0), WORLD, ts(2)])]))
+    results = decode(model, np.zeros((2, 80, 3000), dtype=np.float32), beam_size=3)
+    assert [r.text for r in results] == ["Hello", "world"]
+    assert model.inferences[-1].n_group == 3
+
+
+# --- multilingual models -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def multilingual_dir(tmp_path_factory):
+    """GPT-2's tokens plus the empty token that multilingual vocabularies have at 50256."""
+    tokens = (EN_DIR / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
+    directory = tmp_path_factory.mktemp("multilingual")
+    (directory / "vocabulary.json").write_text(json.dumps(tokens[:50256] + ["", "<|endoftext|>"]))
+    return directory
+
+
+def test_detect_language_and_decode_in_the_detected_language(multilingual_dir):
+    tokenizer = get_tokenizer(True, vocab_dir=multilingual_dir)
+    german = tokenizer.to_language_token("de")
+    ts0 = tokenizer.timestamp_begin
+    reply = [Reply([ts0, HELLO, ts0 + 50])]
+    script = replies(reply, reply, tokenizer=tokenizer, language=german)
+    model = FakeModel(script, multilingual=True, tokenizer_dir=multilingual_dir, n_vocab=51865)
+
+    token, probs = detect_language(model, MEL)
+    assert token == german
+    assert max(probs, key=probs.get) == "de" and sum(probs.values()) == pytest.approx(1.0)
+    assert len(probs) == 99
+
+    result = decode(model, MEL)
+    assert result.language == "de" and result.language_probs["de"] > 0.99
+    assert model.inferences[-1].fed[0][0].tolist() == [tokenizer.sot, german, tokenizer.transcribe]
+    assert result.text == "Hello"
+
+
+# --- transcribe: windows, segments and seeking -----------------------------------------------
+
+
+@pytest.fixture
+def fake_mel(monkeypatch):
+    """The log-mel kernel replaced by silence of the right shape: the fake model ignores it."""
+
+    def log_mel_spectrogram(audio, n_mels=80, padding=0):
+        return np.zeros((n_mels, (len(audio) + padding) // 160), dtype=np.float32)
+
+    monkeypatch.setattr(transcribe_module, "log_mel_spectrogram", log_mel_spectrogram)
+
+
+def seconds_of_audio(seconds: float) -> np.ndarray:
+    return np.zeros(round(seconds * 16000), dtype=np.float32)
+
+
+def segment_summary(result: dict) -> list[tuple]:
+    return [(s["id"], s["seek"], s["start"], s["end"], s["text"]) for s in result["segments"]]
+
+
+@pytest.mark.usefixtures("fake_mel")
+def test_seek_follows_complete_segments_and_single_timestamp_endings():
+    model = FakeModel(
+        replies(
+            # two closed segments, then one cut off by the window's end: resume at 4.0 s
+            [Reply([ts(0), HELLO, ts(2), ts(2), WORLD, ts(4), ts(5), AND, THEN])],
+            # a lone final timestamp: nothing more in this window, go on 30 s later
+            [Reply([ts(0), AGAIN, ts(1.5)])],
+            # the last 16 s: a pair, then a segment closed by a lone final timestamp
+            [Reply([ts(0), ONE, ts(1), ts(1), TWO, ts(2)])],
+        )
+    )
+    result = transcribe(model, seconds_of_audio(50), temperature=0.0)
+    assert segment_summary(result) == [
+        (0, 0, 0.0, 2.0, " Hello"),
+        (1, 0, 2.0, 4.0, " world"),
+        (2, 400, 4.0, 5.5, " again"),
+        (3, 3400, 34.0, 35.0, " one"),
+        (4, 3400, 35.0, 36.0, " two"),
+    ]
+    assert result["text"] == " Hello world again one two"
+    assert result["language"] == "en"
+    assert result["segments"][0]["tokens"] == [ts(0), HELLO, ts(2)]
+    assert result["segments"][3]["temperature"] == 0.0
+    assert set(result["segments"][0]) == {
+        "id", "seek", "start", "end", "text", "tokens", "temperature", "avg_logprob",
+        "compression_ratio", "no_speech_prob",
+    }  # fmt: skip
+    # each window is prompted with the text so far
+    prompts = [inference.fed[0][0].tolist() for inference in model.inferences]
+    assert prompts[1] == [TOKENIZER.sot_prev, ts(0), HELLO, ts(2), ts(2), WORLD, ts(4), SOT]
+    assert prompts[2][-2:] == [ts(1.5), SOT]
+
+
+@pytest.mark.usefixtures("fake_mel")
+def test_window_without_timestamp_pairs_ends_at_its_last_timestamp():
+    model = FakeModel(replies([Reply([ts(0), HELLO, WORLD, ts(7.5)])]))
+    result = transcribe(model, seconds_of_audio(10), temperature=0.0)
+    assert segment_summary(result) == [(0, 0, 0.0, 7.5, " Hello world")]
+
+
+@pytest.mark.usefixtures("fake_mel")
+def test_condition_on_previous_text_off_prompts_nothing():
+    model = FakeModel(replies([Reply([ts(0), HELLO, ts(2)])], [Reply([ts(0), WORLD, ts(2)])]))
+    transcribe(model, seconds_of_audio(40), condition_on_previous_text=False, initial_prompt="one")
+    prompts = [inference.fed[0][0].tolist() for inference in model.inferences]
+    assert prompts == [[TOKENIZER.sot_prev, ONE, SOT], [SOT]]
+
+
+@pytest.mark.usefixtures("fake_mel")
+def test_silent_window_is_skipped():
+    model = FakeModel(
+        replies(
+            # probably no speech (0.98 > 0.6) and improbable text: skipped, no fallback
+            [Reply([ts(0), HELLO, WORLD, ts(1)], rivals=400, no_speech=40.0)],
+            # probably no speech (0.73), but confident text: kept
+            [Reply([ts(0), AGAIN, ts(1)], no_speech=31.0)],
+        )
+    )
+    result = transcribe(model, seconds_of_audio(40))
+    assert segment_summary(result) == [(0, 3000, 30.0, 31.0, " again")]
+    assert model.attempts == {0: 1, 1: 1}
+    assert result["segments"][0]["no_speech_prob"] > 0.6
+
+
+@pytest.mark.usefixtures("fake_mel")
+def test_temperature_fallback_on_low_log_probability_and_repetition():
+    model = FakeModel(
+        replies(
+            [
+                Reply([ts(0), HELLO, WORLD, AGAIN, ts(1)], rivals=400),  # avg_logprob < -1
+                Reply([ts(0), *[THE] * 60, ts(5)]),  # compression ratio > 2.4
+                Reply([ts(0), HELLO, ts(1)]),
+            ],
+        )
+    )
+    result = transcribe(model, seconds_of_audio(5), beam_size=2, best_of=3)
+    assert [s["text"] for s in result["segments"]] == [" Hello"]
+    assert result["segments"][0]["temperature"] == 0.4
+    assert model.n_encoded == 1  # one encoding serves every attempt
+    # beam search at T=0, best-of-3 sampling above it
+    assert [inference.n_group for inference in model.inferences] == [2, 3, 3]
+
+
+@pytest.mark.usefixtures("fake_mel")
+def test_fallback_keeps_the_last_result_when_every_temperature_fails():
+    model = FakeModel(
+        replies(
+            [Reply([ts(0), HELLO, WORLD, AGAIN, ts(1)], rivals=400)],
+            [Reply([ts(0), ONE, ts(1)])],
+        )
+    )
+    result = transcribe(model, seconds_of_audio(40), temperature=(0.0, 0.6), seed=0)
+    first, second = result["segments"]
+    assert first["temperature"] == 0.6 and first["avg_logprob"] < -1
+    assert second["temperature"] == 0.0
+    # text sampled above temperature 0.5 does not prompt the next window
+    assert [inference.fed[0][0].tolist() for inference in model.inferences][-1] == [SOT]
+
+
+@pytest.mark.usefixtures("fake_mel")
+def test_clip_timestamps_limit_the_windows():
+    model = FakeModel(replies([Reply([ts(0), HELLO, ts(2)])], [Reply([ts(0), WORLD, ts(1)])]))
+    result = transcribe(model, seconds_of_audio(60), clip_timestamps="5,8,40")
+    assert segment_summary(result) == [
+        (0, 500, 5.0, 7.0, " Hello"),
+        (1, 4000, 40.0, 41.0, " world"),
+    ]
+
+
+@pytest.mark.usefixtures("fake_mel")
+def test_blank_segments_keep_their_place_without_text():
+    model = FakeModel(replies([Reply([ts(0), HELLO, ts(1), ts(1), BLANK, ts(2)])]))
+    result = transcribe(model, seconds_of_audio(5))
+    assert [(s["start"], s["end"], s["text"], s["tokens"]) for s in result["segments"]] == [
+        (0.0, 1.0, " Hello", [ts(0), HELLO, ts(1)]),
+        (1.0, 2.0, "", []),
+    ]
+    assert "words" not in result["segments"][1]
+
+
+@pytest.mark.usefixtures("fake_mel")
+def test_english_only_model_refuses_other_languages_and_translation():
+    model = FakeModel(tree({}))
+    with pytest.raises(ValueError, match="English-only"):
+        transcribe(model, seconds_of_audio(1), language="de")
+    with pytest.raises(ValueError, match="cannot translate"):
+        transcribe(model, seconds_of_audio(1), task="translate")
+    assert model.n_encoded == 0
+
+
+@pytest.mark.usefixtures("fake_mel")
+def test_word_timestamps_need_cross_attention_weights():
+    model = FakeModel(replies([Reply([ts(0), HELLO, ts(1)])]))
+    with pytest.raises(NotImplementedError, match="cross-attention"):
+        transcribe(model, seconds_of_audio(2), word_timestamps=True)
+
+
+@pytest.mark.usefixtures("fake_mel")
+def test_multilingual_transcribe_detects_the_language_once(multilingual_dir):
+    tokenizer = get_tokenizer(True, vocab_dir=multilingual_dir)
+    german = tokenizer.to_language_token("de")
+    ts0 = tokenizer.timestamp_begin
+    reply = [Reply([ts0, HELLO, ts0 + 50])]
+    script = replies(reply, reply, tokenizer=tokenizer, language=german)
+    model = FakeModel(script, multilingual=True, tokenizer_dir=multilingual_dir, n_vocab=51865)
+    result = transcribe(model, seconds_of_audio(5))
+    assert result["language"] == "de"
+    assert model.n_encoded == 2  # the detection window, then the decoded one
+    assert model.inferences[-1].fed[0][0].tolist() == [tokenizer.sot, german, tokenizer.transcribe]
+
+
+def test_transcribe_with_the_log_mel_kernel():
+    model = FakeModel(replies([Reply([ts(0), HELLO, ts(1)])]))
+    result = transcribe(model, seconds_of_audio(3))
+    assert segment_summary(result) == [(0, 0, 0.0, 1.0, " Hello")]
