@@ -57,9 +57,7 @@ def attention_f32(q, k, v, mask=None):
 
 
 def _graphs() -> dict:
-    def qkv(tq):
-        return [TensorType(DType.float32, ["B", "H", t, "D"], DEVICE) for t in (tq, "Tk", "Tk")]
-
+    qkv = [TensorType(DType.float32, ["B", "H", t, "D"], DEVICE) for t in ("Tq", "Tk", "Tk")]
     mask = TensorType(DType.float32, ["Tq", "Tk"], DEVICE)
 
     def builtin(q, k, v, m=None):
@@ -68,13 +66,13 @@ def _graphs() -> dict:
 
     return {
         ("custom", False): compile_graph(
-            "bench_attention_custom", qkv("Tq"),
+            "bench_attention_custom", qkv,
             lambda q, k, v: custom_ops.attention(q, k, v, SCALE, causal=False), custom=True),
         ("custom", True): compile_graph(
-            "bench_attention_custom_causal", qkv("Tq"),
+            "bench_attention_custom_causal", qkv,
             lambda q, k, v: custom_ops.attention(q, k, v, SCALE, causal=True), custom=True),
-        ("max", False): compile_graph("bench_attention_max", qkv("Tq"), builtin),
-        ("max", True): compile_graph("bench_attention_max_masked", qkv("Tq") + [mask], builtin),
+        ("max", False): compile_graph("bench_attention_max", qkv, builtin),
+        ("max", True): compile_graph("bench_attention_max_masked", qkv + [mask], builtin),
     }
 
 
