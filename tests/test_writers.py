@@ -1,4 +1,4 @@
-"""Transcript writers, checked byte for byte against openai-whisper's formats written out by hand."""
+"""Transcript writers, byte for byte against openai-whisper's formats written out by hand."""
 
 from __future__ import annotations
 

@@ -380,7 +380,7 @@ class BeamSearchDecoder(TokenDecoder):
     def _top_tokens(self, logprobs: np.ndarray) -> np.ndarray:
         """The beam_size + 1 most probable tokens, best first (ties to the lower id)."""
         k = self.beam_size + 1
-        top = np.argpartition(-logprobs, k - 1)[:k]
+        top = np.argpartition(logprobs, -k)[-k:]
         return top[np.lexsort((top, -logprobs[top]))]
 
     def update(

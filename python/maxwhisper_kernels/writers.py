@@ -144,12 +144,10 @@ class SubtitlesWriter(ResultWriter):
                         line_len += len(timing["word"])  # the line goes on
                     else:
                         timing["word"] = timing["word"].strip()
-                        if (
-                            len(subtitle) > 0
-                            and max_line_count is not None
-                            and (long_pause or line_count >= max_line_count)
-                            or seg_break
-                        ):
+                        full = max_line_count is not None and (
+                            long_pause or line_count >= max_line_count
+                        )
+                        if (len(subtitle) > 0 and full) or seg_break:
                             yield subtitle  # a new subtitle
                             subtitle = []
                             line_count = 1
