@@ -144,10 +144,11 @@ class SubtitlesWriter(ResultWriter):
                         line_len += len(timing["word"])  # the line goes on
                     else:
                         timing["word"] = timing["word"].strip()
-                        full = max_line_count is not None and (
+                        # counted lines: a pause or the last line ends the subtitle
+                        line_limit = max_line_count is not None and (
                             long_pause or line_count >= max_line_count
                         )
-                        if (len(subtitle) > 0 and full) or seg_break:
+                        if (len(subtitle) > 0 and line_limit) or seg_break:
                             yield subtitle  # a new subtitle
                             subtitle = []
                             line_count = 1
