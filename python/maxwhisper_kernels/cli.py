@@ -280,8 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             options["num_threads"] = threads  # for MAX's InferenceSession
         model = load_model(model_path, **options)
         check_language_and_task(model, args["language"], args["task"])
-    except ValueError as error:
-        print(f"error: {model_path}: {error}", file=sys.stderr)
+    except ValueError as error:  # weights errors name the checkpoint themselves
+        print(f"error: {error}", file=sys.stderr)
         return 1
 
     os.makedirs(output_dir, exist_ok=True)
