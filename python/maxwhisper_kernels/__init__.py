@@ -1,0 +1,28 @@
+"""maxwhisper: Whisper on Modular MAX with custom Mojo kernels.
+
+    import maxwhisper_kernels as mw
+    model = mw.load_model("tiny.en")
+    result = model.transcribe("speech.flac")   # {"text", "segments", "language"}
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def load_model(name_or_path: str | os.PathLike = "tiny.en", device: str = "cpu", num_threads: int | None = None):
+    """A Whisper model compiled for MAX; see maxwhisper_kernels.model.load_model."""
+    from .model import load_model as _load_model
+
+    return _load_model(name_or_path, device=device, num_threads=num_threads)
+
+
+def transcribe(audio, model="tiny.en", **options) -> dict:
+    """Transcribes a path or a 16 kHz float32 array with a model or model name,
+    taking openai-whisper's transcribe() options."""
+    if isinstance(model, (str, os.PathLike)):
+        model = load_model(model)
+    return model.transcribe(audio, **options)
+
+
+__all__ = ["load_model", "transcribe"]

@@ -160,10 +160,13 @@ class Whisper:
         return transcribe(self, audio, **options)
 
 
-def load_model(name_or_path: str | os.PathLike = "tiny.en", device: str = "cpu") -> Whisper:
+def load_model(
+    name_or_path: str | os.PathLike = "tiny.en", device: str = "cpu", num_threads: int | None = None
+) -> Whisper:
     """Loads a checkpoint by model name (an installed weights package), a
     directory or a file, and compiles its graphs (once per machine: MAX keeps
-    compiled graphs in its cache, so later processes start in seconds)."""
+    compiled graphs in its cache, so later processes start in seconds).
+    num_threads limits MAX's CPU worker threads (default: all cores)."""
     if device != "cpu":
         raise ValueError(f"device {device!r} is not supported yet: the kernels' GPU paths are not built")
     checkpoint = load_checkpoint(name_or_path)
@@ -171,4 +174,4 @@ def load_model(name_or_path: str | os.PathLike = "tiny.en", device: str = "cpu")
         f"maxwhisper: loading {checkpoint.source} (compiling graphs: a few minutes the first time)",
         file=sys.stderr,
     )
-    return Whisper(checkpoint)
+    return Whisper(checkpoint, InferenceSession(devices=[CPU()], num_threads=num_threads))
