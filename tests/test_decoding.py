@@ -7,6 +7,7 @@ far, so every expectation below follows by hand from openai-whisper's algorithm.
 from __future__ import annotations
 
 import collections
+import importlib
 import json
 import math
 from collections.abc import Callable
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from maxwhisper_kernels import transcribe as transcribe_module
 from maxwhisper_kernels.decoding import (
     ApplyTimestampRules,
     BeamSearchDecoder,
@@ -32,6 +32,9 @@ from maxwhisper_kernels.decoding import (
 from maxwhisper_kernels.tokenizer import default_vocab_dir, get_tokenizer
 from maxwhisper_kernels.transcribe import transcribe
 from maxwhisper_kernels.weights import ModelDimensions
+
+# The package exports a transcribe() function that shadows the submodule of that name.
+transcribe_module = importlib.import_module("maxwhisper_kernels.transcribe")
 
 EN_DIR = default_vocab_dir(multilingual=False)
 TOKENIZER = get_tokenizer(False)
