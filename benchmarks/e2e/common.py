@@ -158,6 +158,9 @@ def maxwhisper_snapshot(commit: str = "HEAD") -> tuple[Path, str, bool]:
         shutil.rmtree(tmp / "python", ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)
         tmp.rename(root)
+        for old in CACHE.glob("src-*"):  # earlier commits' snapshots (a few MB each)
+            if old != root:
+                shutil.rmtree(old, ignore_errors=True)
     return site, sha, dirty
 
 
@@ -178,13 +181,18 @@ def maxwhisper_env(site: Path | None) -> dict[str, str]:
 
 
 def cpu_model() -> str:
+    fields = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            if ":" in line:
+                key, value = (part.strip() for part in line.split(":", 1))
+                fields.setdefault(key, value)
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    name = fields.get("model name") or platform.processor() or "unknown"
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return name
 
 
 def cpu_flags() -> str:

@@ -53,6 +53,7 @@ class MaxWhisper:
         assert compute_type == "float32"
         t = time.perf_counter()
         import maxwhisper_kernels as mw
+        import maxwhisper_kernels.model  # noqa: F401  (the package imports MAX lazily)
 
         self.import_s = time.perf_counter() - t
         t = time.perf_counter()
