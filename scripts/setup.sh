@@ -4,6 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# espeak-ng synthesises the long-form test clip from a known text.
+if ! command -v espeak-ng >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null
+    else
+        echo "warning: espeak-ng is missing (sudo apt-get install espeak-ng); long-form tests will fail" >&2
+    fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi

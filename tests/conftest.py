@@ -17,11 +17,32 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
-SHARED_AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "audio"
-
 
 @pytest.fixture(scope="session")
 def tiny_en():
     from maxwhisper_kernels.model import load_model
 
     return load_model("tiny.en")
+
+
+@pytest.fixture(scope="session")
+def long_clip(tmp_path_factory):
+    from clips import synthesise_long_form
+
+    return synthesise_long_form(tmp_path_factory.mktemp("speech"))
+
+
+DECODING_MODES = {"greedy": dict(beam_size=None, best_of=None), "beam5": dict(beam_size=5, best_of=5)}
+
+
+@pytest.fixture(scope="session")
+def long_form_result(tiny_en, long_clip):
+    """The long clip's transcript per decoding mode, computed once per session."""
+    results = {}
+
+    def result(mode: str) -> dict:
+        if mode not in results:
+            results[mode] = tiny_en.transcribe(long_clip, **DECODING_MODES[mode])
+        return results[mode]
+
+    return result

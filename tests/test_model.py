@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import whisper_reference as reference
-from conftest import SHARED_AUDIO
+from clips import SHARED_AUDIO
 from maxwhisper_kernels.audio import N_SAMPLES, load_audio
 from maxwhisper_kernels.ops import log_mel_spectrogram
 

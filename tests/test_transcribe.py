@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import SHARED_AUDIO
+from clips import SHARED_AUDIO
 from maxwhisper_kernels.audio import SAMPLE_RATE, AudioError, load_audio
 from maxwhisper_kernels.text import normalize_text, word_error_rate
 
