@@ -19,6 +19,7 @@ timestamps) the softmax weights of every cross-attention layer
 
 from __future__ import annotations
 
+import numpy as np
 from max.dtype import DType
 from max.graph import DeviceRef, Graph, TensorType, TensorValue, ops
 
@@ -52,10 +53,17 @@ def attention_weights(q: TensorValue, k: TensorValue, scale: float) -> TensorVal
     return ops.softmax(ops.matmul(q, k.transpose(2, 3)) * scale)
 
 
-def build_decoder_step(dims: ModelDimensions, device: DeviceRef, cross_attention_weights: bool = False) -> Graph:
+def build_decoder_step(
+    dims: ModelDimensions,
+    device: DeviceRef,
+    matrix_dtype: DType = DType.float32,
+    cross_attention_weights: bool = False,
+) -> Graph:
+    """matrix_dtype is the storage type of the weight matrices (the token
+    embedding included): float16 halves what each step reads."""
     d, n_head, n_layer = dims.n_text_state, dims.n_text_head, dims.n_text_layer
     d_head = d // n_head
-    w = Weights(device)
+    w = Weights(device, matrix_dtype)
     cache = TensorType(DType.float32, ["batch", n_head, "past", d_head], device)
     audio_kv = TensorType(DType.float32, ["audio_batch", n_head, dims.n_audio_ctx, d_head], device)
     input_types = [
@@ -71,10 +79,8 @@ def build_decoder_step(dims: ModelDimensions, device: DeviceRef, cross_attention
         tokens, positions, cache_index, *rest = (value.tensor for value in graph.inputs)
         caches, audio = rest[: 2 * n_layer], rest[2 * n_layer :]
 
-        # The token embedding is stored transposed [d, n_vocab] for the logits
-        # matmul; looking tokens up in it gathers columns.
-        embedding_t = w("decoder.token_embedding.weight_t", d, dims.n_vocab)
-        x = ops.permute(ops.gather(embedding_t, tokens, axis=1), [1, 2, 0])
+        embedding = w("decoder.token_embedding.weight", dims.n_vocab, d, dtype=matrix_dtype)
+        x = ops.cast(ops.gather(embedding, tokens, axis=0), DType.float32)
         x = x + ops.gather(w("decoder.positional_embedding", dims.n_text_ctx, d), positions, axis=0)
 
         new_caches, cross_weights = [], []
@@ -91,5 +97,7 @@ def build_decoder_step(dims: ModelDimensions, device: DeviceRef, cross_attention
             h, x = add_layer_norm(x, out, w, f"{block}.mlp_ln", d)
             next_ln = "decoder.ln" if i + 1 == n_layer else f"decoder.blocks.{i + 1}.attn_ln"
             h, x = add_layer_norm(x, mlp(h, w, f"{block}.mlp", d), w, next_ln, d)
-        graph.output(h @ embedding_t, *new_caches, *cross_weights)
+        # The output projection is tied to the token embedding.
+        logits = custom_ops.linear(h, embedding, ops.constant(np.zeros(dims.n_vocab, np.float32), DType.float32, device))
+        graph.output(logits, *new_caches, *cross_weights)
     return graph

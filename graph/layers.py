@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from max.dtype import DType
 from max.graph import DeviceRef, TensorValue, Weight, ops
 
@@ -10,19 +11,30 @@ from maxwhisper_kernels import custom_ops
 
 class Weights:
     """Declares graph weights by name; parameters.py supplies their values
-    under the same names when the graph is loaded."""
+    under the same names when the graph is loaded.
 
-    def __init__(self, device: DeviceRef):
+    matrix_dtype None: linear layers are MAX matmuls with float32 weights
+    stored [d_in, d_out] (the encoder's large, compute-bound matmuls).
+    A dtype: linear layers are the project's row-streaming `linear` op with
+    weights stored [d_out, d_in] in that dtype (the decoder's few-row,
+    bandwidth-bound matmuls)."""
+
+    def __init__(self, device: DeviceRef, matrix_dtype: DType | None = None):
         self.device = device
+        self.matrix_dtype = matrix_dtype
 
-    def __call__(self, name: str, *shape: int) -> Weight:
-        return Weight(name, DType.float32, list(shape), self.device)
+    def __call__(self, name: str, *shape: int, dtype: DType = DType.float32) -> Weight:
+        return Weight(name, dtype, list(shape), self.device)
 
 
 def linear(x: TensorValue, w: Weights, name: str, d_in: int, d_out: int, bias: bool = True):
-    """x @ W + b with W stored as [d_in, d_out]."""
-    y = x @ w(f"{name}.weight", d_in, d_out)
-    return y + w(f"{name}.bias", d_out) if bias else y
+    """x @ W^T + b for a torch-style Linear(d_in, d_out)."""
+    if w.matrix_dtype is None:
+        y = x @ w(f"{name}.weight", d_in, d_out)
+        return y + w(f"{name}.bias", d_out) if bias else y
+    weight = w(f"{name}.weight", d_out, d_in, dtype=w.matrix_dtype)
+    b = w(f"{name}.bias", d_out) if bias else ops.constant(np.zeros(d_out, np.float32), DType.float32, w.device)
+    return custom_ops.linear(x, weight, b)
 
 
 def layer_norm(x: TensorValue, w: Weights, name: str, d: int) -> TensorValue:

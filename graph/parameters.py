@@ -1,7 +1,8 @@
-"""Checkpoint tensors rearranged into the layouts the graphs declare:
-linear weights transposed to [d_in, d_out], Q/K/V fused (Whisper's key
-projection has no bias, so its slice of the fused bias is zero), conv
-filters in RSCF order, the token embedding transposed for the logits."""
+"""Checkpoint tensors rearranged into the layouts the graphs declare: Q/K/V
+fused (Whisper's key projection has no bias, so its slice of the fused bias
+is zero), conv filters in RSCF order; encoder matrices transposed to
+[d_in, d_out] for MAX's matmul, decoder matrices kept [d_out, d_in] in the
+decoder's matrix dtype for the project's linear op."""
 
 from __future__ import annotations
 
@@ -11,33 +12,41 @@ from maxwhisper_kernels.weights import Checkpoint
 
 
 def _fused(t: dict[str, np.ndarray], prefix: str, parts: tuple[str, ...]) -> dict[str, np.ndarray]:
-    weight = np.concatenate([t[f"{prefix}.{p}.weight"] for p in parts], axis=0).T
+    weight = np.concatenate([t[f"{prefix}.{p}.weight"] for p in parts], axis=0)
     bias = np.concatenate(
         [t.get(f"{prefix}.{p}.bias", np.zeros(t[f"{prefix}.{p}.weight"].shape[0], np.float32)) for p in parts]
     )
     return {"weight": weight, "bias": bias}
 
 
-def _put(out: dict[str, np.ndarray], name: str, tensors: dict[str, np.ndarray]) -> None:
+def _put(out: dict[str, np.ndarray], name: str, tensors: dict[str, np.ndarray], matrix_dtype=None) -> None:
+    """Stores tensors under name; matrix_dtype None means encoder layout
+    (matrices transposed, float32), else decoder layout in that dtype."""
     for key, value in tensors.items():
-        out[f"{name}.{key}"] = np.ascontiguousarray(value, dtype=np.float32)
+        dtype = np.float32
+        if key == "weight" and value.ndim == 2:
+            if matrix_dtype is None:
+                value = value.T
+            else:
+                dtype = matrix_dtype
+        out[f"{name}.{key}"] = np.ascontiguousarray(value, dtype=dtype)
 
 
 def _linear(t: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
-    return {"weight": t[f"{name}.weight"].T, "bias": t[f"{name}.bias"]}
+    return {"weight": t[f"{name}.weight"], "bias": t[f"{name}.bias"]}
 
 
 def _norm(t: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
     return {"weight": t[f"{name}.weight"], "bias": t[f"{name}.bias"]}
 
 
-def _block_common(out, t, block: str) -> None:
-    _put(out, f"{block}.attn.qkv", _fused(t, f"{block}.attn", ("query", "key", "value")))
-    _put(out, f"{block}.attn.out", _linear(t, f"{block}.attn.out"))
+def _block_common(out, t, block: str, matrix_dtype=None) -> None:
+    _put(out, f"{block}.attn.qkv", _fused(t, f"{block}.attn", ("query", "key", "value")), matrix_dtype)
+    _put(out, f"{block}.attn.out", _linear(t, f"{block}.attn.out"), matrix_dtype)
     for norm in ("attn_ln", "mlp_ln"):
         _put(out, f"{block}.{norm}", _norm(t, f"{block}.{norm}"))
     for layer in ("mlp.0", "mlp.2"):
-        _put(out, f"{block}.{layer}", _linear(t, f"{block}.{layer}"))
+        _put(out, f"{block}.{layer}", _linear(t, f"{block}.{layer}"), matrix_dtype)
 
 
 def encoder_parameters(ckpt: Checkpoint) -> dict[str, np.ndarray]:
@@ -55,15 +64,26 @@ def encoder_parameters(ckpt: Checkpoint) -> dict[str, np.ndarray]:
     return out
 
 
-def decoder_parameters(ckpt: Checkpoint) -> dict[str, np.ndarray]:
+def decoder_matrices(ckpt: Checkpoint) -> list[np.ndarray]:
+    """The decoder's weight matrices (token embedding included)."""
+    return [a for name, a in ckpt.tensors.items() if name.startswith("decoder.") and a.ndim == 2]
+
+
+def exact_in_float16(arrays: list[np.ndarray]) -> bool:
+    """True when every value survives a round trip through float16, as the
+    weights of a checkpoint stored in float16 do."""
+    return all(np.array_equal(a.astype(np.float16).astype(np.float32), a) for a in arrays)
+
+
+def decoder_parameters(ckpt: Checkpoint, matrix_dtype=np.float32) -> dict[str, np.ndarray]:
     t, dims, out = ckpt.tensors, ckpt.dims, {}
     _put(out, "decoder", {"positional_embedding": t["decoder.positional_embedding"]})
-    _put(out, "decoder.token_embedding", {"weight_t": t["decoder.token_embedding.weight"].T})
+    _put(out, "decoder.token_embedding", {"weight": t["decoder.token_embedding.weight"]}, matrix_dtype)
     for i in range(dims.n_text_layer):
         block = f"decoder.blocks.{i}"
-        _block_common(out, t, block)
+        _block_common(out, t, block, matrix_dtype)
         _put(out, f"{block}.cross_attn_ln", _norm(t, f"{block}.cross_attn_ln"))
-        _put(out, f"{block}.cross_attn.query", _linear(t, f"{block}.cross_attn.query"))
-        _put(out, f"{block}.cross_attn.out", _linear(t, f"{block}.cross_attn.out"))
+        for layer in ("query", "out"):
+            _put(out, f"{block}.cross_attn.{layer}", _linear(t, f"{block}.cross_attn.{layer}"), matrix_dtype)
     _put(out, "decoder.ln", _norm(t, "decoder.ln"))
     return out

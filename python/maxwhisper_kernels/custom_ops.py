@@ -14,7 +14,7 @@ LAYER_NORM_EPS = 1e-5
 
 
 def _rows(x: TensorValue) -> TensorValue:
-    """x as [rows, last]: the layernorm kernels see 2-D row-major data."""
+    """x as [rows, last]: the row kernels see 2-D row-major data."""
     return x if x.rank == 2 else ops.reshape(x, [-1, x.shape[-1]])
 
 
@@ -71,6 +71,19 @@ def attention(
         out_types=[TensorType(q.dtype, q.shape, q.device)],
         parameters={"causal": bool(causal)},
     )[0].tensor
+
+
+def linear(x: TensorValue, weight: TensorValue, bias: TensorValue) -> TensorValue:
+    """x @ weight^T + bias with weight [N, K] in float32 or float16 (PyTorch's
+    layout), for the few-row matmuls of a decoder step; x has any rank."""
+    rows = _rows(x)
+    y = ops.custom(
+        name="linear",
+        device=x.device,
+        values=[rows, weight, bias],
+        out_types=[TensorType(DType.float32, [rows.shape[0], weight.shape[0]], x.device)],
+    )[0].tensor
+    return ops.reshape(y, [*x.shape[:-1], weight.shape[0]])
 
 
 def log_mel(audio: TensorValue, filters: TensorValue) -> TensorValue:

@@ -11,11 +11,19 @@ from pathlib import Path
 
 import numpy as np
 from max.driver import CPU, Buffer
+from max.dtype import DType
 from max.engine import InferenceSession, Model
 from max.graph import DeviceRef
 
 from .audio import HOP_LENGTH
-from .graph import build_decoder_step, build_encoder, decoder_parameters, encoder_parameters
+from .graph import (
+    build_decoder_step,
+    build_encoder,
+    decoder_matrices,
+    decoder_parameters,
+    encoder_parameters,
+    exact_in_float16,
+)
 from .ops import log_mel_spectrogram
 from .weights import Checkpoint, load_checkpoint
 
@@ -104,7 +112,12 @@ class Whisper:
         self.session = session or InferenceSession(devices=[CPU()])
         self.load_seconds: dict[str, float] = {}
         self.encoder = self._load("encoder", build_encoder(self.dims, device), encoder_parameters(checkpoint))
-        self.decoder = self._load("decoder", build_decoder_step(self.dims, device), decoder_parameters(checkpoint))
+        # Decoder steps are bound by reading weights: keep its matrices in
+        # float16 when that loses nothing (checkpoints stored in float16).
+        float16 = exact_in_float16(decoder_matrices(checkpoint))
+        self.matrix_dtype = DType.float16 if float16 else DType.float32
+        self._decoder_parameters = decoder_parameters(checkpoint, np.float16 if float16 else np.float32)
+        self.decoder = self._load("decoder", self._decoder_graph(), self._decoder_parameters)
         self._alignment_decoder: Model | None = None
         # Load the log-mel graph now, so the first transcription does not pay for it.
         start = time.perf_counter()
@@ -122,9 +135,12 @@ class Whisper:
         """The decoder graph that also returns cross-attention weights, for
         word timestamps; compiled on first use."""
         if self._alignment_decoder is None:
-            graph = build_decoder_step(self.dims, DeviceRef.CPU(), cross_attention_weights=True)
-            self._alignment_decoder = self._load("alignment_decoder", graph, decoder_parameters(self.checkpoint))
+            graph = self._decoder_graph(cross_attention_weights=True)
+            self._alignment_decoder = self._load("alignment_decoder", graph, self._decoder_parameters)
         return self._alignment_decoder
+
+    def _decoder_graph(self, cross_attention_weights: bool = False):
+        return build_decoder_step(self.dims, DeviceRef.CPU(), self.matrix_dtype, cross_attention_weights)
 
     @property
     def is_multilingual(self) -> bool:

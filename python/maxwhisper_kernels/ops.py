@@ -34,13 +34,13 @@ def session() -> InferenceSession:
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled(name: str, ranks: tuple[int, ...], body: Callable[..., object]) -> Model:
-    """Compiles a graph whose inputs are float32 tensors of the given ranks,
-    every dimension symbolic, and whose output is body(*inputs)."""
+def _compiled(name: str, signature: tuple[tuple[DType, int], ...], body: Callable[..., object]) -> Model:
+    """Compiles a graph whose inputs have the given (dtype, rank)s, every
+    dimension symbolic, and whose output is body(*inputs)."""
     device = DeviceRef.CPU()
     input_types = [
-        TensorType(DType.float32, [f"in{i}_dim{d}" for d in range(rank)], device)
-        for i, rank in enumerate(ranks)
+        TensorType(dtype, [f"in{i}_dim{d}" for d in range(rank)], device)
+        for i, (dtype, rank) in enumerate(signature)
     ]
     graph = Graph(name, input_types=input_types, custom_extensions=[kernel_library()])
     with graph:
@@ -51,7 +51,7 @@ def _compiled(name: str, ranks: tuple[int, ...], body: Callable[..., object]) ->
 
 
 def _run(name: str, body: Callable[..., object], *arrays: np.ndarray) -> list[np.ndarray]:
-    model = _compiled(name, tuple(a.ndim for a in arrays), body)
+    model = _compiled(name, tuple((DType.from_numpy(a.dtype), a.ndim) for a in arrays), body)
     buffers = [Buffer.from_numpy(np.ascontiguousarray(a)) for a in arrays]
     return [out.to_numpy() for out in model.execute(*buffers)]
 
@@ -149,6 +149,21 @@ def attention(
 
 def _attention_body(q, k, v, scale, *, causal):
     return custom_ops.attention(q, k, v, scale, causal)
+
+
+def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """x @ weight.T + bias for x [M, K] and weight [N, K] (float32, or float16
+    to halve the bytes read); the result is float32."""
+    x = _float32("x", x, 2)
+    weight = np.asarray(weight)
+    if weight.dtype not in (np.float16, np.float32) or weight.ndim != 2:
+        raise ValueError(f"weight must be a 2-D float16 or float32 array, got {weight.dtype} {weight.shape}")
+    bias = np.zeros(weight.shape[0], np.float32) if bias is None else _float32("bias", bias, 1)
+    if weight.shape[1] != x.shape[1] or bias.shape != (weight.shape[0],):
+        raise ValueError(f"x {x.shape}, weight {weight.shape} and bias {bias.shape} do not fit x @ weight.T + bias")
+    if 0 in x.shape or 0 in weight.shape:
+        raise ValueError(f"x {x.shape} and weight {weight.shape} must not be empty")
+    return _run("linear", custom_ops.linear, x, weight, bias)[0]
 
 
 def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80, padding: int = 0) -> np.ndarray:
