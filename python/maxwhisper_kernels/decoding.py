@@ -610,11 +610,25 @@ class DecodingTask:
 
         return tokens, sum_logprobs, no_speech_probs
 
-    def run(self, mel: np.ndarray | AudioFeatures) -> list[DecodingResult]:
-        """Decodes mels [n_audio, n_mels, n_frames] or the audio features of such a batch."""
+    def run(
+        self,
+        mel: np.ndarray | AudioFeatures,
+        initial_tokens: Sequence[Sequence[int]] | None = None,
+    ) -> list[DecodingResult]:
+        """Decodes mels [n_audio, n_mels, n_frames] or the audio features of such a batch;
+        initial_tokens, one row per audio, replace this task's own (each audio its prompt)."""
         tokenizer = self.tokenizer
         audio_features, n_audio = _encode(self.model, mel)
-        tokens = np.tile(np.array(self.initial_tokens, dtype=np.int64), (n_audio, 1))
+        if initial_tokens is None:
+            initial_tokens = [self.initial_tokens] * n_audio
+        # the rows of a batch share their positions in the text context, and sample_begin
+        if len(initial_tokens) != n_audio or any(
+            len(row) != self.sample_begin for row in initial_tokens
+        ):
+            raise ValueError(
+                f"expected {n_audio} rows of {self.sample_begin} initial tokens, one per audio"
+            )
+        tokens = np.array(initial_tokens, dtype=np.int64)
 
         languages, language_probs = self._detect_language(audio_features, n_audio, tokens)
 
@@ -654,6 +668,18 @@ class DecodingTask:
                 )
             )
         return results
+
+
+def decode_batch(
+    model: WhisperModel, mel: np.ndarray | AudioFeatures, options: Sequence[DecodingOptions]
+) -> list[DecodingResult]:
+    """Decodes a batch of windows, mels [n_audio, n_mels, 3000] or their audio features, each
+    with its own options. These may differ only in their prompts, which must come to the same
+    number of tokens: one decoder pass serves every window, at the same text positions."""
+    tasks = [DecodingTask(model, o) for o in options]
+    if any(replace(o, prompt=None) != replace(options[0], prompt=None) for o in options):
+        raise ValueError("the options of a batch may differ only in their prompts")
+    return tasks[0].run(mel, [task.initial_tokens for task in tasks])
 
 
 def decode(
