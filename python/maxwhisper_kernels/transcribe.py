@@ -4,14 +4,18 @@ The audio is cut into 30-second windows. Each window is decoded with timestamps;
 it closes (between timestamp pairs) are kept and the next window starts where the last complete
 segment ended, so speech cut off by a window's end is decoded again in full. A window whose
 decoding looks wrong (too repetitive, too improbable) is decoded again at a higher temperature.
+
+Several audios can go through this together (transcribe_batch): each keeps its own windows and
+seek, in lockstep with the others, and their current windows are encoded and decoded as a batch.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +38,7 @@ from .decoding import (
     DecodingResult,
     WhisperModel,
     check_language_and_task,
-    decode,
+    decode_batch,
     detect_language,
     get_model_tokenizer,
 )
@@ -104,28 +108,52 @@ class FallbackThresholds:
         return self.logprob is None or result.avg_logprob <= self.logprob
 
 
+class EncodedWindows:
+    """The mels of a batch of windows [n, n_mels, N_FRAMES], encoded together once. Audio
+    features are opaque to all but the model, so a part of the batch (the windows that fall back
+    to a higher temperature, one window's word alignment) is encoded again on its own."""
+
+    def __init__(self, model: WhisperModel, mels: np.ndarray):
+        self.model = model
+        self.mels = mels
+        self._features: dict[tuple[int, ...], AudioFeatures] = {}
+
+    def features(self, indices: Sequence[int]) -> AudioFeatures:
+        key = tuple(indices)
+        if key not in self._features:
+            self._features[key] = self.model.encode(self.mels[list(key)])
+        return self._features[key]
+
+
+def _options_at(decode_options: dict[str, Any], temperature: float) -> DecodingOptions:
+    options = {**decode_options}
+    if temperature > 0:  # sampling: beam search does not apply
+        options.pop("beam_size", None)
+        options.pop("patience", None)
+    else:  # greedy or beam search: nothing to choose the best of
+        options.pop("best_of", None)
+    return DecodingOptions(**options, temperature=temperature)
+
+
 def decode_with_fallback(
     model: WhisperModel,
-    audio_features: AudioFeatures,
+    windows: EncodedWindows,
     temperatures: Sequence[float],
     thresholds: FallbackThresholds,
-    decode_options: dict[str, Any],
-) -> DecodingResult:
-    """Decodes at each temperature in turn until a result passes the thresholds (or the
-    temperatures run out, when the last result is returned)."""
-    result = None
+    decode_options: Sequence[dict[str, Any]],
+) -> list[DecodingResult]:
+    """Decodes each window (with its own options) at each temperature in turn until its result
+    passes the thresholds, or the temperatures run out, when its last result is kept. The
+    windows that fail are decoded again together, without the others."""
+    results: dict[int, DecodingResult] = {}
+    pending = list(range(len(decode_options)))
     for t in temperatures:
-        options = {**decode_options}
-        if t > 0:  # sampling: beam search does not apply
-            options.pop("beam_size", None)
-            options.pop("patience", None)
-        else:  # greedy or beam search: nothing to choose the best of
-            options.pop("best_of", None)
-
-        result = decode(model, audio_features, DecodingOptions(**options, temperature=t))[0]
-        if not thresholds.needs_fallback(result):
+        options = [_options_at(decode_options[i], t) for i in pending]
+        results.update(zip(pending, decode_batch(model, windows.features(pending), options)))
+        pending = [i for i in pending if thresholds.needs_fallback(results[i])]
+        if not pending:
             break
-    return result
+    return [results[i] for i in range(len(decode_options))]
 
 
 @dataclass(frozen=True)
@@ -206,10 +234,272 @@ def next_words_segment(segments: list[dict]) -> dict | None:
     return next((s for s in segments if s["words"]), None)
 
 
-def transcribe(
+@dataclass(frozen=True)
+class _Settings:
+    """transcribe's options, which every audio of a batch follows alike."""
+
+    temperatures: tuple[float, ...]
+    thresholds: FallbackThresholds
+    decode_options: dict[str, Any]  # DecodingOptions fields but language and prompt
+    condition_on_previous_text: bool
+    initial_prompt: str | None
+    carry_initial_prompt: bool
+    word_timestamps: bool
+    prepend_punctuations: str
+    append_punctuations: str
+    clip_timestamps: str | Sequence[float]
+    hallucination_silence_threshold: float | None
+    verbose: bool | None
+    input_stride: int  # mel frames per audio token: 2
+    time_precision: float  # seconds per timestamp token: 0.02
+
+
+class AudioTranscription:
+    """One audio's way through the algorithm, a window at a time: `window()` is the mel to decode
+    next, with `decode_options()`, and `advance()` takes its decoding, keeps the segments and
+    moves the seek on. transcribe_batch runs several of these in lockstep."""
+
+    def __init__(
+        self,
+        model: WhisperModel,
+        mel: np.ndarray,
+        language: str,
+        tokenizer: Tokenizer,
+        settings: _Settings,
+        label: str = "",
+    ):
+        self.model = model
+        self.mel = mel  # ends with 30 s of silence, so the last window can be sliced whole
+        self.language = language
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.label = label  # put before each line verbose prints
+        self.content_frames = mel.shape[-1] - N_FRAMES
+        self.clips = _seek_clips(settings.clip_timestamps, self.content_frames)
+        self.clip = 0
+        self.seek = self.clips[0][0]
+
+        self.all_tokens: list[int] = []
+        self.all_segments: list[dict] = []
+        self.prompt_reset_since = 0
+        self.last_speech_timestamp = 0.0
+        self.max_prompt_length = model.dims.n_text_ctx // 2 - 1
+        self.initial_prompt_tokens: list[int] = []
+        if settings.initial_prompt is not None:
+            self.initial_prompt_tokens = tokenizer.encode(" " + settings.initial_prompt.strip())
+            self.all_tokens.extend(self.initial_prompt_tokens)
+        self._next_clip()
+
+    def _next_clip(self) -> None:
+        """Moves on to the next clip (or to the end) once the seek has passed this one's end."""
+        while not self.done and self.seek >= self.clips[self.clip][1]:
+            self.clip += 1
+            if not self.done:
+                self.seek = self.clips[self.clip][0]
+
+    @property
+    def done(self) -> bool:
+        return self.clip == len(self.clips)
+
+    @property
+    def segment_size(self) -> int:
+        """Mel frames of the audio in the current window."""
+        clip_end = self.clips[self.clip][1]
+        return min(N_FRAMES, self.content_frames - self.seek, clip_end - self.seek)
+
+    def window(self) -> np.ndarray:
+        return pad_or_trim(self.mel[:, self.seek : self.seek + self.segment_size], N_FRAMES)
+
+    def prompt(self) -> list[int]:
+        """The text so far, which the next window is decoded after."""
+        if self.settings.carry_initial_prompt:
+            n_ignored = max(len(self.initial_prompt_tokens), self.prompt_reset_since)
+            remaining_length = self.max_prompt_length - len(self.initial_prompt_tokens)
+            remaining = self.all_tokens[n_ignored:][-remaining_length:]
+            prompt = self.initial_prompt_tokens + remaining
+        else:
+            prompt = self.all_tokens[self.prompt_reset_since :]
+        # Decoding keeps no more than this either; cut here, the length is what tells which
+        # windows can share a batch.
+        return prompt[-self.max_prompt_length :]
+
+    def decode_options(self) -> dict[str, Any]:
+        return {**self.settings.decode_options, "language": self.language, "prompt": self.prompt()}
+
+    def advance(self, result: DecodingResult, audio_features: Callable[[], AudioFeatures]) -> int:
+        """Takes the decoding of the current window; audio_features gives the window's (for word
+        timing). Returns the mel frames newly done, for the progress bar."""
+        previous_seek = self.seek
+        done = 0
+        if self.settings.thresholds.should_skip(result):
+            self.seek += self.segment_size  # fast-forward to the next window
+        elif self._add_segments(result, audio_features):
+            done = min(self.content_frames, self.seek) - previous_seek
+        self._next_clip()
+        return done
+
+    def _add_segments(
+        self, result: DecodingResult, audio_features: Callable[[], AudioFeatures]
+    ) -> bool:
+        """Keeps the window's segments and moves the seek past them; False when it drops them
+        to decode again from the new seek instead (a hallucination over silence)."""
+        settings, tokenizer = self.settings, self.tokenizer
+        previous_seek = self.seek
+        segment_size = self.segment_size
+        time_offset = float(self.seek * HOP_LENGTH / SAMPLE_RATE)
+        window_end_time = float((self.seek + N_FRAMES) * HOP_LENGTH / SAMPLE_RATE)
+
+        cut = cut_window(
+            result.tokens,
+            tokenizer,
+            time_offset,
+            segment_size,
+            settings.input_stride,
+            settings.time_precision,
+        )
+        self.seek += cut.seek_advance
+        current_segments = [
+            {
+                "seek": previous_seek,
+                "start": start,
+                "end": end,
+                "text": tokenizer.decode([t for t in tokens if t < tokenizer.eot]),
+                "tokens": tokens,
+                "temperature": result.temperature,
+                "avg_logprob": result.avg_logprob,
+                "compression_ratio": result.compression_ratio,
+                "no_speech_prob": result.no_speech_prob,
+            }
+            for start, end, tokens in cut.segments
+        ]
+
+        if settings.word_timestamps:
+            add_word_timestamps(
+                segments=current_segments,
+                model=self.model,
+                tokenizer=tokenizer,
+                audio_features=audio_features(),
+                num_frames=segment_size,
+                prepend_punctuations=settings.prepend_punctuations,
+                append_punctuations=settings.append_punctuations,
+                last_speech_timestamp=self.last_speech_timestamp,
+            )
+
+            # the next window starts where the last word ended
+            if not cut.single_timestamp_ending:
+                last_word_end = get_end(current_segments)
+                if last_word_end is not None and last_word_end > time_offset:
+                    self.seek = round(last_word_end * FRAMES_PER_SECOND)
+
+            if settings.hallucination_silence_threshold is not None:
+                skip_from = _skip_hallucination_silence(
+                    current_segments,
+                    threshold=settings.hallucination_silence_threshold,
+                    single_timestamp_ending=cut.single_timestamp_ending,
+                    seek=self.seek,
+                    previous_seek=previous_seek,
+                    segment_size=segment_size,
+                    time_offset=time_offset,
+                    window_end_time=window_end_time,
+                    segment_duration=segment_size * HOP_LENGTH / SAMPLE_RATE,
+                    content_duration=float(self.content_frames * HOP_LENGTH / SAMPLE_RATE),
+                    content_frames=self.content_frames,
+                    last_speech_timestamp=self.last_speech_timestamp,
+                )
+                self.seek = skip_from.seek
+                if skip_from.retry_window:
+                    return False
+
+            last_word_end = get_end(current_segments)
+            if last_word_end is not None:
+                self.last_speech_timestamp = last_word_end
+
+        if settings.verbose:
+            for segment in current_segments:
+                start, end, text = segment["start"], segment["end"], segment["text"]
+                line = f"[{format_timestamp(start)} --> {format_timestamp(end)}] {text}"
+                print(make_safe(self.label + line))
+
+        # an instantaneous or blank segment keeps its place and times, without text
+        for segment in current_segments:
+            if segment["start"] == segment["end"] or segment["text"].strip() == "":
+                segment["text"] = ""
+                segment["tokens"] = []
+                if settings.word_timestamps:
+                    segment["words"] = []
+
+        self.all_segments.extend(
+            {"id": i, **segment}
+            for i, segment in enumerate(current_segments, start=len(self.all_segments))
+        )
+        self.all_tokens.extend(token for segment in current_segments for token in segment["tokens"])
+
+        if not settings.condition_on_previous_text or result.temperature > 0.5:
+            # text sampled at a high temperature makes a poor prompt
+            self.prompt_reset_since = len(self.all_tokens)
+        return True
+
+    def result(self) -> dict:
+        return dict(
+            text=self.tokenizer.decode(self.all_tokens[len(self.initial_prompt_tokens) :]),
+            segments=self.all_segments,
+            language=self.language,
+        )
+
+
+def _detect_languages(
+    model: WhisperModel, mels: list[np.ndarray], verbose: bool | None, labels: list[str]
+) -> list[str]:
+    """The language of each audio, from its first 30 seconds ("en" for English-only models)."""
+    if not model.is_multilingual:
+        return ["en"] * len(mels)
+    if verbose:
+        print(
+            "Detecting language using up to the first 30 seconds. "
+            "Use `--language` to specify the language"
+        )
+    _, probs = detect_language(model, np.stack([pad_or_trim(mel, N_FRAMES) for mel in mels]))
+    languages = [max(p, key=p.get) for p in probs]
+    if verbose is not None:
+        for label, language in zip(labels, languages):
+            print(f"{label}Detected language: {LANGUAGES[language].title()}")
+    return languages
+
+
+def _batches(
+    transcriptions: list[AudioTranscription],
+) -> list[list[tuple[AudioTranscription, dict[str, Any]]]]:
+    """The current windows, with their options, in batches that can be decoded together: the
+    same language, and prompts of the same length (the rows of a batch share their positions)."""
+    batches: dict[tuple[str, int], list] = {}
+    for transcription in transcriptions:
+        options = transcription.decode_options()
+        key = (options["language"], len(options["prompt"]))
+        batches.setdefault(key, []).append((transcription, options))
+    return list(batches.values())
+
+
+def _decode_batch(
+    model: WhisperModel, batch: list[tuple[AudioTranscription, dict[str, Any]]], settings: _Settings
+) -> int:
+    """Decodes the windows of a batch together and moves each audio on; returns the mel frames
+    done."""
+    transcriptions, options = zip(*batch)
+    windows = EncodedWindows(model, np.stack([t.window() for t in transcriptions]))
+    results = decode_with_fallback(
+        model, windows, settings.temperatures, settings.thresholds, options
+    )
+    return sum(
+        transcription.advance(result, functools.partial(windows.features, [i]))
+        for i, (transcription, result) in enumerate(zip(transcriptions, results))
+    )
+
+
+def transcribe_batch(
     model: WhisperModel,
-    audio: str | os.PathLike[str] | np.ndarray,
+    audios: Sequence[str | os.PathLike[str] | np.ndarray],
     *,
+    names: Sequence[str] | None = None,
     verbose: bool | None = None,
     temperature: float | Sequence[float] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
     compression_ratio_threshold: float | None = 2.4,
@@ -225,9 +515,13 @@ def transcribe(
     hallucination_silence_threshold: float | None = None,
     progress: bool = True,
     **decode_options: Any,
-) -> dict:
-    """Transcribes (or translates) an audio file or a 16 kHz waveform of any length.
+) -> list[dict]:
+    """Transcribes (or translates) audio files or 16 kHz waveforms of any length, together: each
+    audio goes through the windows of the algorithm on its own, but in lockstep with the others,
+    so that their current windows are encoded and decoded as a batch. With deterministic
+    decoding (temperature 0), each result is the one transcribe gives for that audio alone.
 
+    names: what verbose output calls each audio (default: its path, or its place in the list).
     verbose: True prints each segment as it is decoded, False shows a progress bar (unless
         progress is False), None prints nothing.
     temperature: the temperatures to decode a window at, each one a fallback for the one
@@ -250,188 +544,85 @@ def transcribe(
         (seconds) around a segment that looks like a hallucination.
     decode_options: DecodingOptions fields (language, task, beam_size, best_of, patience, ...).
 
-    Returns {"text", "segments", "language"}, as openai-whisper's transcribe does.
+    Returns, per audio, {"text", "segments", "language"}, as openai-whisper's transcribe does.
     """
     # Precision is the model's own choice; the option is accepted as openai-whisper accepts it.
     decode_options.pop("fp16", None)
     task: str = decode_options.get("task", "transcribe")
-    check_language_and_task(model, decode_options.get("language"), task)
+    language: str | None = decode_options.pop("language", None)
+    check_language_and_task(model, language, task)
+    if N_FRAMES % model.dims.n_audio_ctx != 0:
+        raise ValueError(f"n_audio_ctx {model.dims.n_audio_ctx} does not divide {N_FRAMES} frames")
+    input_stride = N_FRAMES // model.dims.n_audio_ctx
+
+    if names is None:
+        names = [
+            os.fspath(audio) if not isinstance(audio, np.ndarray) else f"audio {i + 1}"
+            for i, audio in enumerate(audios)
+        ]
+    labels = [f"{name}: " if len(audios) > 1 else "" for name in names]
 
     # 30 seconds of silence after the audio, so that the last window can always be sliced whole
-    mel = log_mel_spectrogram(_waveform(audio), model.dims.n_mels, padding=N_SAMPLES)
-    content_frames = mel.shape[-1] - N_FRAMES
-    content_duration = float(content_frames * HOP_LENGTH / SAMPLE_RATE)
-
-    if decode_options.get("language") is None:
-        if not model.is_multilingual:
-            decode_options["language"] = "en"
-        else:
-            if verbose:
-                print(
-                    "Detecting language using up to the first 30 seconds. "
-                    "Use `--language` to specify the language"
-                )
-            _, probs = detect_language(model, pad_or_trim(mel, N_FRAMES))
-            decode_options["language"] = max(probs, key=probs.get)
-            if verbose is not None:
-                print(f"Detected language: {LANGUAGES[decode_options['language']].title()}")
-
-    language: str = decode_options["language"]
-    tokenizer = get_model_tokenizer(model, language=language, task=task)
+    mels = [
+        log_mel_spectrogram(_waveform(audio), model.dims.n_mels, padding=N_SAMPLES)
+        for audio in audios
+    ]
+    if language is None:
+        languages = _detect_languages(model, mels, verbose, labels)
+    else:
+        languages = [language] * len(mels)
 
     if word_timestamps and task == "translate":
         warnings.warn("Word-level timestamps on translations may not be reliable.", stacklevel=2)
 
-    temperatures = [temperature] if isinstance(temperature, (int, float)) else list(temperature)
-    thresholds = FallbackThresholds(
-        compression_ratio_threshold, logprob_threshold, no_speech_threshold
+    if isinstance(temperature, (int, float)):
+        temperature = (temperature,)
+    settings = _Settings(
+        temperatures=tuple(temperature),
+        thresholds=FallbackThresholds(
+            compression_ratio_threshold, logprob_threshold, no_speech_threshold
+        ),
+        decode_options=decode_options,
+        condition_on_previous_text=condition_on_previous_text,
+        initial_prompt=initial_prompt,
+        carry_initial_prompt=carry_initial_prompt,
+        word_timestamps=word_timestamps,
+        prepend_punctuations=prepend_punctuations,
+        append_punctuations=append_punctuations,
+        clip_timestamps=clip_timestamps,
+        hallucination_silence_threshold=hallucination_silence_threshold,
+        verbose=verbose,
+        input_stride=input_stride,
+        time_precision=input_stride * HOP_LENGTH / SAMPLE_RATE,
     )
-    if N_FRAMES % model.dims.n_audio_ctx != 0:
-        raise ValueError(f"n_audio_ctx {model.dims.n_audio_ctx} does not divide {N_FRAMES} frames")
-    input_stride = N_FRAMES // model.dims.n_audio_ctx  # mel frames per audio token: 2
-    time_precision = input_stride * HOP_LENGTH / SAMPLE_RATE  # seconds per timestamp: 0.02
-
-    all_tokens: list[int] = []
-    all_segments: list[dict] = []
-    prompt_reset_since = 0
-
-    remaining_prompt_length = model.dims.n_text_ctx // 2 - 1
-    initial_prompt_tokens: list[int] = []
-    if initial_prompt is not None:
-        initial_prompt_tokens = tokenizer.encode(" " + initial_prompt.strip())
-        all_tokens.extend(initial_prompt_tokens)
-        remaining_prompt_length -= len(initial_prompt_tokens)
+    transcriptions = [
+        AudioTranscription(
+            model, mel, language, get_model_tokenizer(model, language, task), settings, label
+        )
+        for mel, language, label in zip(mels, languages, labels)
+    ]
 
     # with verbose=True the segments themselves show the progress
+    total_frames = sum(t.content_frames for t in transcriptions)
     with tqdm.tqdm(
-        total=content_frames, unit="frames", disable=verbose is not False or not progress
+        total=total_frames, unit="frames", disable=verbose is not False or not progress
     ) as pbar:
-        last_speech_timestamp = 0.0
-        for seek_clip_start, seek_clip_end in _seek_clips(clip_timestamps, content_frames):
-            seek = seek_clip_start
-            while seek < seek_clip_end:
-                time_offset = float(seek * HOP_LENGTH / SAMPLE_RATE)
-                window_end_time = float((seek + N_FRAMES) * HOP_LENGTH / SAMPLE_RATE)
-                segment_size = min(N_FRAMES, content_frames - seek, seek_clip_end - seek)
-                segment_duration = segment_size * HOP_LENGTH / SAMPLE_RATE
-                mel_segment = pad_or_trim(mel[:, seek : seek + segment_size], N_FRAMES)
-                # encoded once, for every fallback temperature and the word alignment
-                audio_features = model.encode(mel_segment[None])
+        while unfinished := [t for t in transcriptions if not t.done]:
+            for batch in _batches(unfinished):
+                pbar.update(_decode_batch(model, batch, settings))
 
-                if carry_initial_prompt:
-                    n_ignored = max(len(initial_prompt_tokens), prompt_reset_since)
-                    remaining_prompt = all_tokens[n_ignored:][-remaining_prompt_length:]
-                    decode_options["prompt"] = initial_prompt_tokens + remaining_prompt
-                else:
-                    decode_options["prompt"] = all_tokens[prompt_reset_since:]
+    return [transcription.result() for transcription in transcriptions]
 
-                result = decode_with_fallback(
-                    model, audio_features, temperatures, thresholds, decode_options
-                )
 
-                if thresholds.should_skip(result):
-                    seek += segment_size  # fast-forward to the next window
-                    continue
+def transcribe(
+    model: WhisperModel, audio: str | os.PathLike[str] | np.ndarray, **options: Any
+) -> dict:
+    """Transcribes (or translates) an audio file or a 16 kHz waveform of any length, with
+    openai-whisper's options (described at transcribe_batch, which this is for one audio).
 
-                previous_seek = seek
-                cut = cut_window(
-                    result.tokens,
-                    tokenizer,
-                    time_offset,
-                    segment_size,
-                    input_stride,
-                    time_precision,
-                )
-                seek += cut.seek_advance
-                current_segments = [
-                    {
-                        "seek": previous_seek,
-                        "start": start,
-                        "end": end,
-                        "text": tokenizer.decode([t for t in tokens if t < tokenizer.eot]),
-                        "tokens": tokens,
-                        "temperature": result.temperature,
-                        "avg_logprob": result.avg_logprob,
-                        "compression_ratio": result.compression_ratio,
-                        "no_speech_prob": result.no_speech_prob,
-                    }
-                    for start, end, tokens in cut.segments
-                ]
-
-                if word_timestamps:
-                    add_word_timestamps(
-                        segments=current_segments,
-                        model=model,
-                        tokenizer=tokenizer,
-                        audio_features=audio_features,
-                        num_frames=segment_size,
-                        prepend_punctuations=prepend_punctuations,
-                        append_punctuations=append_punctuations,
-                        last_speech_timestamp=last_speech_timestamp,
-                    )
-
-                    # the next window starts where the last word ended
-                    if not cut.single_timestamp_ending:
-                        last_word_end = get_end(current_segments)
-                        if last_word_end is not None and last_word_end > time_offset:
-                            seek = round(last_word_end * FRAMES_PER_SECOND)
-
-                    if hallucination_silence_threshold is not None:
-                        skip_from = _skip_hallucination_silence(
-                            current_segments,
-                            threshold=hallucination_silence_threshold,
-                            single_timestamp_ending=cut.single_timestamp_ending,
-                            seek=seek,
-                            previous_seek=previous_seek,
-                            segment_size=segment_size,
-                            time_offset=time_offset,
-                            window_end_time=window_end_time,
-                            segment_duration=segment_duration,
-                            content_duration=content_duration,
-                            content_frames=content_frames,
-                            last_speech_timestamp=last_speech_timestamp,
-                        )
-                        seek = skip_from.seek
-                        if skip_from.retry_window:
-                            continue
-
-                    last_word_end = get_end(current_segments)
-                    if last_word_end is not None:
-                        last_speech_timestamp = last_word_end
-
-                if verbose:
-                    for segment in current_segments:
-                        start, end, text = segment["start"], segment["end"], segment["text"]
-                        line = f"[{format_timestamp(start)} --> {format_timestamp(end)}] {text}"
-                        print(make_safe(line))
-
-                # an instantaneous or blank segment keeps its place and times, without text
-                for segment in current_segments:
-                    if segment["start"] == segment["end"] or segment["text"].strip() == "":
-                        segment["text"] = ""
-                        segment["tokens"] = []
-                        if word_timestamps:
-                            segment["words"] = []
-
-                all_segments.extend(
-                    {"id": i, **segment}
-                    for i, segment in enumerate(current_segments, start=len(all_segments))
-                )
-                all_tokens.extend(
-                    token for segment in current_segments for token in segment["tokens"]
-                )
-
-                if not condition_on_previous_text or result.temperature > 0.5:
-                    # text sampled at a high temperature makes a poor prompt
-                    prompt_reset_since = len(all_tokens)
-
-                pbar.update(min(content_frames, seek) - previous_seek)
-
-    return dict(
-        text=tokenizer.decode(all_tokens[len(initial_prompt_tokens) :]),
-        segments=all_segments,
-        language=language,
-    )
+    Returns {"text", "segments", "language"}, as openai-whisper's transcribe does.
+    """
+    return transcribe_batch(model, [audio], **options)[0]
 
 
 @dataclass(frozen=True)
