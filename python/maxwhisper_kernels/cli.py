@@ -15,7 +15,7 @@ from .audio import SAMPLE_RATE, AudioError, load_audio
 from .decoding import check_language_and_task
 from .timing import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS
 from .tokenizer import LANGUAGES, TO_LANGUAGE_CODE
-from .transcribe import transcribe
+from .transcribe import transcribe_batch
 from .writers import WRITERS, get_writer
 
 # Subtitle layout options, which only apply to word-level timestamps.
@@ -225,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="number of threads used for CPU inference (0: the runtime's default)",
     )
     add(
+        "--batch_size",
+        type=int,
+        default=1,
+        help="number of files transcribed together, their windows encoded and decoded as one "
+        "batch",
+    )
+    add(
         "--clip_timestamps",
         type=str,
         default="0",
@@ -256,10 +263,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     device: str = args.pop("device")
     threads: int | None = args.pop("threads")
     audio_paths: list[str] = args.pop("audio")
+    batch_size: int = args.pop("batch_size")
     temperature = _temperatures(
         args.pop("temperature"), args.pop("temperature_increment_on_fallback")
     )
 
+    if batch_size < 1:
+        parser.error(f"--batch_size must be at least 1, got {batch_size}")
     if not args["word_timestamps"]:
         for option in WORD_OPTIONS:
             if args[option]:
@@ -286,32 +296,53 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     os.makedirs(output_dir, exist_ok=True)
     writer = get_writer(output_format, output_dir)
+    options = dict(args, temperature=temperature)
     failed = False
-    for audio_path in audio_paths:
-        started = time.perf_counter()
+    for start in range(0, len(audio_paths), batch_size):
+        batch = audio_paths[start : start + batch_size]
+        failed |= not _transcribe_files(model, batch, writer, writer_args, options)
+    return 1 if failed else 0
+
+
+def _transcribe_files(model, paths: list[str], writer, writer_args: dict, options: dict) -> bool:
+    """Transcribes the files as one batch, writes their transcripts and reports the real-time
+    factor; False when any of them failed."""
+    started = time.perf_counter()
+    ok = True
+    loaded: list[tuple[str, np.ndarray]] = []
+    for path in paths:
         try:
-            audio = load_audio(audio_path)
-            result = transcribe(model, audio, temperature=temperature, **args)
-            writer(result, audio_path, **writer_args)
+            loaded.append((path, load_audio(path)))
         except AudioError as error:  # its message names the file already
             print(f"error: {error}", file=sys.stderr)
-            failed = True
-            continue
-        except (ValueError, OSError) as error:
-            print(f"error: {audio_path}: {error}", file=sys.stderr)
-            failed = True
-            continue
-        elapsed = time.perf_counter() - started
+            ok = False
+    if not loaded:
+        return ok
 
-        if not args["verbose"]:  # verbose output has shown the segments already
+    names = [path for path, _ in loaded]
+    try:
+        results = transcribe_batch(model, [audio for _, audio in loaded], names=names, **options)
+    except (ValueError, OSError) as error:
+        print(f"error: {', '.join(names)}: {error}", file=sys.stderr)
+        return False
+    elapsed = time.perf_counter() - started
+
+    for path, result in zip(names, results):
+        try:
+            writer(result, path, **writer_args)
+        except (ValueError, OSError) as error:
+            print(f"error: {path}: {error}", file=sys.stderr)
+            ok = False
+            continue
+        if not options["verbose"]:  # verbose output has shown the segments already
             print(result["text"].strip())
-        duration = len(audio) / SAMPLE_RATE
-        print(
-            f"{audio_path}: {duration:.1f} s of audio in {elapsed:.2f} s, "
-            f"real-time factor {duration / elapsed:.1f}x",
-            file=sys.stderr,
-        )
-    return 1 if failed else 0
+    duration = sum(len(audio) for _, audio in loaded) / SAMPLE_RATE
+    print(
+        f"{', '.join(names)}: {duration:.1f} s of audio in {elapsed:.2f} s, "
+        f"real-time factor {duration / elapsed:.1f}x",
+        file=sys.stderr,
+    )
+    return ok
 
 
 if __name__ == "__main__":
