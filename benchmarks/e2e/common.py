@@ -158,10 +158,20 @@ def maxwhisper_snapshot(commit: str = "HEAD") -> tuple[Path, str, bool]:
         shutil.rmtree(tmp / "python", ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)
         tmp.rename(root)
-        for old in CACHE.glob("src-*"):  # earlier commits' snapshots (a few MB each)
-            if old != root:
-                shutil.rmtree(old, ignore_errors=True)
+        snapshots = sorted(CACHE.glob("src-*"), key=lambda p: p.stat().st_mtime)
+        for old in snapshots[:-3]:  # earlier commits' snapshots (a few MB each)
+            shutil.rmtree(old, ignore_errors=True)
     return site, sha, dirty
+
+
+def kernels_build_dir(site: Path) -> Path:
+    """A build folder per version of the kernel sources, shared by the snapshots that have
+    them: the same library path lets MAX's graph cache hit, and the build step's removal of
+    other versions' libraries from its folder does not reach another version's."""
+    digest = hashlib.sha256()
+    for path in sorted((site.parent / "kernels").glob("*.mojo")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return CACHE / "build" / digest.hexdigest()[:12]
 
 
 def maxwhisper_env(site: Path | None) -> dict[str, str]:
@@ -170,9 +180,7 @@ def maxwhisper_env(site: Path | None) -> dict[str, str]:
     env = dict(os.environ)
     if site is not None:
         env["PYTHONPATH"] = str(site) + os.pathsep + env.get("PYTHONPATH", "")
-        # one kernel build per kernel version (the build step names it by a hash of the
-        # sources), shared by the snapshots: the same library path lets MAX's graph cache hit
-        env["MAXWHISPER_BUILD_DIR"] = str(CACHE / "build")
+        env["MAXWHISPER_BUILD_DIR"] = str(kernels_build_dir(site))
     return env
 
 

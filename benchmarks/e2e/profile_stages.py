@@ -173,13 +173,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="jfk only")
     parser.add_argument("--worktree", action="store_true", help="profile the working tree, not a snapshot of HEAD")
+    parser.add_argument("--commit", default="HEAD", help="the commit of maxwhisper to profile (default HEAD)")
     parser.add_argument("--out", type=Path, help="results folder (default benchmarks/results; --quick: cache/quick)")
     args = parser.parse_args(argv)
     out_dir = args.out or (common.CACHE / "quick" if args.quick else common.RESULTS)
     if args.worktree:
         site, sha, dirty = None, common.git("rev-parse", "HEAD"), bool(common.git("status", "--porcelain"))
     else:
-        site, sha, dirty = common.maxwhisper_snapshot()
+        site, sha, dirty = common.maxwhisper_snapshot(args.commit)
         os.environ.update({k: v for k, v in common.maxwhisper_env(site).items() if k == "MAXWHISPER_BUILD_DIR"})
         sys.path.insert(0, str(site))
     import maxwhisper_kernels as mw
@@ -208,7 +209,7 @@ def main(argv=None) -> int:
     report = {
         "machine": machine,
         "maxwhisper_commit": sha,
-        "maxwhisper_code": "snapshot of HEAD" if site else "working tree",
+        "maxwhisper_code": "committed code (snapshot)" if site else "working tree",
         "working_tree_dirty": dirty,
         "load_s": load_s,
         "warmup_s": warmup_s,

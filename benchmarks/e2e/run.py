@@ -102,8 +102,17 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--out", type=Path, help="results folder (default benchmarks/results; --quick: cache/quick)")
     parser.add_argument("--worktree", action="store_true", help="benchmark the working tree, not a snapshot of HEAD")
+    parser.add_argument("--commit", default="HEAD", help="the commit of maxwhisper to benchmark (default HEAD)")
     parser.add_argument("--no-profile", action="store_true", help="skip the maxwhisper stage profile")
+    parser.add_argument("--from-json", type=Path, help="only write the Markdown and the chart again from an e2e.json")
     args = parser.parse_args(argv)
+    if args.from_json:
+        report = json.loads(args.from_json.read_text())
+        out_dir = args.out or args.from_json.parent
+        (out_dir / "e2e.md").write_text(markdown(report))
+        plot(report, out_dir / "e2e.png")
+        print(table(report))
+        return 0
     if args.quick:
         args.repeats = args.beam_repeats = 1
     out_dir = args.out or (common.CACHE / "quick" if args.quick else common.RESULTS)
@@ -116,7 +125,7 @@ def main(argv=None) -> int:
     if args.worktree:
         site, sha, dirty = None, common.git("rev-parse", "HEAD"), bool(common.git("status", "--porcelain"))
     else:
-        site, sha, dirty = common.maxwhisper_snapshot()
+        site, sha, dirty = common.maxwhisper_snapshot(args.commit)
     env = common.maxwhisper_env(site)
     if site is not None:
         sys.path.insert(0, str(site))
@@ -210,7 +219,7 @@ def main(argv=None) -> int:
         "machine": machine,
         "versions": versions,
         "maxwhisper_commit": sha,
-        "maxwhisper_code": "snapshot of HEAD" if site else "working tree",
+        "maxwhisper_code": "committed code (snapshot)" if site else "working tree",
         "working_tree_dirty": dirty,
         "threads": threads,
         "weights": str(model_dir),
@@ -231,7 +240,8 @@ def main(argv=None) -> int:
     print(table(report))
 
     if not args.no_profile:
-        cmd = [sys.executable, str(common.HERE / "profile_stages.py"), "--out", str(out_dir)]
+        # the same commit as the timings, even if HEAD moved meanwhile
+        cmd = [sys.executable, str(common.HERE / "profile_stages.py"), "--out", str(out_dir), "--commit", sha]
         if args.quick:
             cmd.append("--quick")
         if args.worktree:
@@ -337,15 +347,16 @@ def fmt_ratio(x) -> str:
 
 def table(report: dict) -> str:
     lines = [
-        "| system | beam | clip | processing s: median (min-max) | x real time | fw fp32 time / this | fw int8 time / this | WER | peak RSS MiB | others' CPU (cores) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| system | beam | clip | processing s: median (min-max) | x real time | fw fp32 time / this | fw int8 time / this | WER | same text every repeat | peak RSS MiB | others' CPU (cores) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
         s = r["seconds"]
         lines.append(
             f"| {r['system']} | {r['config']} | {r['clip']} | {s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f}) "
             f"| {r['x_real_time']:.1f} | {fmt_ratio(r['vs_fw_fp32'])} | {fmt_ratio(r['vs_fw_int8'])} "
-            f"| {100 * r['wer']:.1f} % | {r['peak_rss_mib']:.0f} | {r['others_cpu_cores']:.2f} |"
+            f"| {100 * r['wer']:.1f} % | {'yes' if r['texts_identical'] else 'no'} "
+            f"| {r['peak_rss_mib']:.0f} | {r['others_cpu_cores']:.2f} |"
         )
     return "\n".join(lines)
 
@@ -391,7 +402,18 @@ def markdown(report: dict) -> str:
         ref = ref if len(ref) < 60 else ref[:57] + "..."
         lines.append(f"| {clip['name']} | {clip['seconds']:.1f} | {ref} | {clip['source']} |")
     lines += ["", "## Settings", ""] + [f"- {s}" for s in report["settings"]]
-    lines += ["", "## Results", "", table(report), ""]
+    others = statistics.median(r["others_cpu_s"] / r["seconds"] for r in report["runs"])
+    lines += ["", "## Results", ""]
+    if others > 0.3:
+        lines += [
+            f"**The machine was busy**: during the timed runs everything else on it (other people's "
+            f"builds and tests) used a median of {others:.2f} of its {m['cores']} cores, so every "
+            "system ran on roughly what was left and the absolute speeds are well below an idle "
+            "machine's. The runs went in turn (same clip and setting back to back, order rotated), "
+            "so the ratios within a round are the figures to compare.",
+            "",
+        ]
+    lines += [table(report), ""]
     lines += [
         "## Load, first call, memory",
         "",
@@ -413,6 +435,27 @@ def markdown(report: dict) -> str:
             f"the load above is with that cache warm.",
         ]
     lines += ["", "## Transcript differences between systems", ""]
+    fp32 = {"maxwhisper fp32", "openai-whisper fp32", FW32}
+    greedy_fp32 = [d for d in report["mismatches"] if d["config"] == "greedy" and {d["a"], d["b"]} <= fp32]
+    if not greedy_fp32:
+        lines += [
+            "Greedy: maxwhisper, openai-whisper and faster-whisper fp32 gave the same normalised "
+            "transcript on every clip (same weights, same decoding; faster-whisper int8 differs "
+            "where listed below).",
+            "",
+        ]
+    unstable = [r for r in report["results"] if not r["texts_identical"]]
+    if unstable:
+        cases = ", ".join(sorted({f"{r['system']} {r['config']} {r['clip']}" for r in unstable}))
+        lines += [
+            "Where a system's own transcript changed from one repeat to the next, some 30-second "
+            "window must have failed the compression-ratio or log-probability check and been decoded "
+            "again by sampling at a higher temperature (the fallback is on, as by default; sampling is "
+            "the only random step, and greedy decoding gave the same text every repeat): such text is "
+            "random, and differences between systems there say little about their numerics. This "
+            f"happened in: {cases}.",
+            "",
+        ]
     if not report["mismatches"]:
         lines.append("All systems gave the same normalised transcript on every clip and setting.")
     else:
