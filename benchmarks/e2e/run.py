@@ -509,10 +509,11 @@ def plot(report: dict, path: Path) -> None:
         ax.set_title(f"tiny.en, {config}")
         ax.set_ylabel("x real time (audio s / processing s)")
         ax.grid(axis="y", alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8, frameon=False)
     m = report["machine"]
     fig.suptitle(f"{m['cpu']}, {m['cores']} cores, {m['date']}", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
