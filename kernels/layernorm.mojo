@@ -19,6 +19,9 @@ from std.sys.info import num_physical_cores, simd_width_of
 
 comptime F32 = DType.float32
 comptime W = simd_width_of[F32]()
+# Up to this many elements (85 rows of 384, about 7 us on one core here) a
+# single thread beats waking the parallel workers; decoder steps have 1-16 rows.
+comptime SERIAL_ELEMENTS = 1 << 15
 
 
 @always_inline
@@ -96,20 +99,20 @@ def _add_rows[
 
 def _for_rows[
     target: StaticString, F: def(Int) -> None
-](rows: Int, row_fn: F, ctx: DeviceContext) raises:
+](rows: Int, cols: Int, row_fn: F, ctx: DeviceContext) raises:
     """Runs row_fn over all rows; CPU workers take contiguous row ranges."""
     comptime if target == "cpu":
+        if rows * cols <= SERIAL_ELEMENTS:
+            for r in range(rows):
+                row_fn(r)
+            return
         var chunks = min(rows, num_physical_cores() * 4)
         def chunk(i: Int) {rows, chunks, row_fn}:
             var start = i * rows // chunks
             var stop = (i + 1) * rows // chunks
             for r in range(start, stop):
                 row_fn(r)
-        if chunks <= 1:
-            for r in range(rows):
-                row_fn(r)
-        else:
-            parallelize(chunk, chunks)
+        parallelize(chunk, chunks)
     else:
         raise Error("layernorm: no GPU path yet")
 
@@ -135,7 +138,7 @@ struct LayerNorm:
         def row(r: Int) {xp, yp, gp, bp, cols}:
             _normalize_row(xp.unsafe_offset(r * cols), yp.unsafe_offset(r * cols), gp, bp, cols, eps)
 
-        _for_rows[target](x.dim_size(0), row, ctx)
+        _for_rows[target](x.dim_size(0), cols, row, ctx)
 
 
 @extensibility.register("add_layernorm")
@@ -165,4 +168,4 @@ struct AddLayerNorm:
             _add_rows(xp.unsafe_offset(off), rp.unsafe_offset(off), sp.unsafe_offset(off), cols)
             _normalize_row(sp.unsafe_offset(off), yp.unsafe_offset(off), gp, bp, cols, eps)
 
-        _for_rows[target](x.dim_size(0), row, ctx)
+        _for_rows[target](x.dim_size(0), cols, row, ctx)
