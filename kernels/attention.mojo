@@ -159,8 +159,11 @@ def _tiled[
     var l = StaticTuple[SIMD[F32, W], QV](SIMD[F32, W](0))
     for k0 in range(0, key_end, BK):
         var nk = min(BK, key_end - k0)
-        # Scores S^T[j, r] for the tile, KJ keys at a time; keys past the
-        # end read the last key instead and are ignored below.
+        var hide_late = causal and k0 + nk - 1 > min_last
+        var m_new = m
+        # Scores S^T[j, r] for the tile, KJ keys at a time, and their running
+        # max. Keys past the end read the last key instead and are masked,
+        # as are keys hidden by causality (NEG never raises the max).
         for j0 in range(0, nk, KJ):
             var koff = StaticTuple[Int, KJ](0)
             comptime for jj in range(KJ):
@@ -174,23 +177,19 @@ def _tiled[
                     var kb = SIMD[F32, W](k.unsafe_load(koff[jj] + d).cast[F32]())
                     comptime for c in range(QV):
                         s[jj * QV + c] = qv[c].fma(kb, s[jj * QV + c])
+            var masked = hide_late or j0 + KJ > nk
             comptime for jj in range(KJ):
                 comptime for c in range(QV):
-                    st.unsafe_store((j0 + jj) * BQ + c * W, s[jj * QV + c])
+                    var sj = s[jj * QV + c]
+                    if masked:
+                        var key = SIMD[DType.int32, W](Int32(k0 + j0 + jj))
+                        var hidden = last.unsafe_load[width=W](c * W).lt(key)
+                        if j0 + jj >= nk:
+                            hidden = SIMD[DType.bool, W](fill=True)
+                        sj = hidden.select(SIMD[F32, W](NEG), sj)
+                    m_new[c] = max(m_new[c], sj)
+                    st.unsafe_store((j0 + jj) * BQ + c * W, sj)
 
-        comptime if causal:
-            if k0 + nk - 1 > min_last:
-                for j in range(nk):
-                    var key = Int32(k0 + j)
-                    comptime for c in range(QV):
-                        var hidden = last.unsafe_load[width=W](c * W).lt(SIMD[DType.int32, W](key))
-                        var sj = st.unsafe_load[width=W](j * BQ + c * W)
-                        st.unsafe_store(j * BQ + c * W, hidden.select(SIMD[F32, W](NEG), sj))
-
-        var m_new = m
-        for j in range(nk):
-            comptime for c in range(QV):
-                m_new[c] = max(m_new[c], st.unsafe_load[width=W](j * BQ + c * W))
         comptime for c in range(QV):
             var cr = exp(m[c] - m_new[c])
             corr.unsafe_store(c * W, cr)
@@ -234,6 +233,19 @@ def _sum_lanes(x: StaticTuple[SIMD[F32, W], W]) -> SIMD[F32, W]:
 
 
 @always_inline
+def _dot[kd: DType, //, DK: Int](q: Pointer[Float32, _], k: Pointer[Scalar[kd], _], D: Int) -> SIMD[F32, W]:
+    """Lane-wise partial sums of q . k over D (a multiple of W; DK if > 0)."""
+    var t = SIMD[F32, W](0)
+    comptime if DK > 0:
+        comptime for d in range(0, DK, W):
+            t = q.unsafe_load[width=W](d).fma(k.unsafe_load[width=W](d).cast[F32](), t)
+    else:
+        for d in range(0, D, W):
+            t = q.unsafe_load[width=W](d).fma(k.unsafe_load[width=W](d).cast[F32](), t)
+    return t
+
+
+@always_inline
 def _direct[
     o_origin: MutOrigin, //, dtype: DType, DK: Int, causal: Bool
 ](
@@ -270,55 +282,55 @@ def _direct[
     for r in range(nr):
         key_end = max(key_end, Int(row_last.unsafe_load(r)) + 1)
 
+    # Keys past Tk in the last block of W are read from a zero-padded copy.
+    var tail0 = (Tk // W) * W
+    var tail = unsafe_alloc[Float32](W * D)
+    for x in range(W * D):
+        var val: Float32 = 0
+        if tail0 * D + x < Tk * D:
+            val = k.unsafe_load(tail0 * D + x).cast[F32]()
+        tail.unsafe_store(x, val)
+
     for k0 in range(0, key_end, BKD):
         var nk = min(BKD, key_end - k0)
         for r in range(nr):
             var qr = qs.unsafe_offset(r * D)
             var visible = min(Int(row_last.unsafe_load(r)) + 1, k0 + nk)
-            var mx = m.unsafe_load(r)
+            var mx = SIMD[F32, W](m.unsafe_load(r))
             for j0 in range(0, nk, W):
                 var parts = StaticTuple[SIMD[F32, W], W](SIMD[F32, W](0))
-                comptime for jj in range(W):
-                    var kr = k.unsafe_offset(min(k0 + j0 + jj, Tk - 1) * D)
-                    var t = SIMD[F32, W](0)
-                    comptime if DK > 0:
-                        comptime for d in range(0, DK, W):
-                            t = qr.unsafe_load[width=W](d).fma(kr.unsafe_load[width=W](d).cast[F32](), t)
-                    else:
-                        for d in range(0, D, W):
-                            t = qr.unsafe_load[width=W](d).fma(kr.unsafe_load[width=W](d).cast[F32](), t)
-                    parts[jj] = t
+                if k0 + j0 < tail0:
+                    var kb = k.unsafe_offset((k0 + j0) * D)
+                    comptime for jj in range(W):
+                        parts[jj] = _dot[DK](qr, kb.unsafe_offset(jj * D), D)
+                else:
+                    comptime for jj in range(W):
+                        parts[jj] = _dot[DK](qr, tail.unsafe_offset(jj * D), D)
                 var keys = iota[DType.int32, W](Int32(k0 + j0))
                 var s = keys.lt(Int32(visible)).select(_sum_lanes(parts), SIMD[F32, W](NEG))
                 p.unsafe_store(r * BKD + j0, s)
-                mx = max(mx, s.reduce_max())
+                mx = max(mx, s)
+            var m_new = mx.reduce_max()
             var sum = SIMD[F32, W](0)
             for j0 in range(0, nk, W):
-                var e = exp(p.unsafe_load[width=W](r * BKD + j0) - mx)
+                var e = exp(p.unsafe_load[width=W](r * BKD + j0) - m_new)
                 p.unsafe_store(r * BKD + j0, e)
                 sum += e
-            var cr = exp(m.unsafe_load(r) - mx)
+            var cr = exp(m.unsafe_load(r) - m_new)
             corr.unsafe_store(r, cr)
             l.unsafe_store(r, l.unsafe_load(r) * cr + sum.reduce_add())
-            m.unsafe_store(r, mx)
+            m.unsafe_store(r, m_new)
         var vt = v.unsafe_offset(k0 * D)
         var r0 = 0
         while r0 < nr:
+            var n = min(nr - r0, 6)
             var a = acc.unsafe_offset(r0 * D)
             var pr = p.unsafe_offset(r0 * BKD)
             var c = corr.unsafe_offset(r0)
-            if nr - r0 >= 4:
-                _pv[dtype, 4](a, pr, 1, BKD, c, vt, nk, D)
-                r0 += 4
-            elif nr - r0 == 3:
-                _pv[dtype, 3](a, pr, 1, BKD, c, vt, nk, D)
-                r0 += 3
-            elif nr - r0 == 2:
-                _pv[dtype, 2](a, pr, 1, BKD, c, vt, nk, D)
-                r0 += 2
-            else:
-                _pv[dtype, 1](a, pr, 1, BKD, c, vt, nk, D)
-                r0 += 1
+            comptime for R in range(1, 7):
+                if n == R:
+                    _pv[dtype, R](a, pr, 1, BKD, c, vt, nk, D)
+            r0 += n
 
     for r in range(nr):
         var inv = 1.0 / l.unsafe_load(r)
@@ -328,6 +340,7 @@ def _direct[
     qs.unsafe_free()
     p.unsafe_free()
     acc.unsafe_free()
+    tail.unsafe_free()
     m.unsafe_free()
     l.unsafe_free()
     corr.unsafe_free()
