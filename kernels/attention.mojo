@@ -24,9 +24,10 @@
 # - Direct (a few rows: decoding, beams): lanes over D. Each key's dot
 #   product with a row is a few vector FMAs; W keys' partial sums are
 #   reduced together by a transpose-and-add tree into one vector of W
-#   scores. O += P V reuses each loaded V row for up to RG rows.
+#   scores. O += P V reuses each loaded V row for up to 6 rows.
 # D = 64 (Whisper) is compiled as a constant; other D take the same code
 # with a runtime D (the direct path needs D % W == 0, else the tiled path).
+# Work items run in parallel, except small calls (SERIAL_WORK).
 # Tested against a NumPy float64 softmax reference in tests/test_attention.py.
 import extensibility
 from extensibility import InputTensor, OutputTensor
