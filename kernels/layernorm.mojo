@@ -6,8 +6,9 @@
 # Layout: x, r, y, s are [rows, cols] row-major (callers flatten leading axes);
 #         gamma, beta are [cols]. eps is a compile-time parameter.
 # Accumulation is fp32 and two-pass (mean of values shifted by the row's
-# first element, then the centred sum of squares), so rows with a large
-# offset keep their precision.
+# first element, then the centred sum of squares); deviations are taken
+# between shifted values too, so rows with a large offset keep their
+# precision.
 # Tested against a NumPy float64 reference in tests/test_layernorm.py.
 import extensibility
 from extensibility import InputTensor, OutputTensor
@@ -36,9 +37,10 @@ def _normalize_row[
     eps: Float32,
 ):
     """Normalises one row of `cols` values from `src` into `dst`."""
-    # Sums run on values shifted by the row's first element: rows with a large
-    # common offset then keep their precision in fp32, and a constant row
-    # gives exactly zero deviations.
+    # Everything runs on values shifted by the row's first element: with a
+    # large common offset the shifted values are exact and their mean small,
+    # whereas a mean rounded back to the offset's scale would be off by half
+    # an ulp of the offset; a constant row gives exactly zero deviations.
     var shift = src.unsafe_load(0).cast[F32]()
     var acc = SIMD[F32, W](0)
     var tail: Float32 = 0
@@ -49,30 +51,30 @@ def _normalize_row[
     while c < cols:
         tail += src.unsafe_load(c).cast[F32]() - shift
         c += 1
-    var mean = shift + (acc.reduce_add() + tail) / Float32(cols)
+    var mean = (acc.reduce_add() + tail) / Float32(cols)
 
     acc = SIMD[F32, W](0)
     tail = 0
     c = 0
     while c + W <= cols:
-        var d = src.unsafe_load[width=W](c).cast[F32]() - mean
+        var d = (src.unsafe_load[width=W](c).cast[F32]() - shift) - mean
         acc += d * d
         c += W
     while c < cols:
-        var d = src.unsafe_load(c).cast[F32]() - mean
+        var d = (src.unsafe_load(c).cast[F32]() - shift) - mean
         tail += d * d
         c += 1
     var rstd = 1.0 / sqrt((acc.reduce_add() + tail) / Float32(cols) + eps)
 
     c = 0
     while c + W <= cols:
-        var d = src.unsafe_load[width=W](c).cast[F32]() - mean
+        var d = (src.unsafe_load[width=W](c).cast[F32]() - shift) - mean
         var g = gamma.unsafe_load[width=W](c).cast[F32]()
         var b = beta.unsafe_load[width=W](c).cast[F32]()
         dst.unsafe_store(c, (d * rstd * g + b).cast[dtype]())
         c += W
     while c < cols:
-        var d = src.unsafe_load(c).cast[F32]() - mean
+        var d = (src.unsafe_load(c).cast[F32]() - shift) - mean
         var g = gamma.unsafe_load(c).cast[F32]()
         var b = beta.unsafe_load(c).cast[F32]()
         dst.unsafe_store(c, (d * rstd * g + b).cast[dtype]())
