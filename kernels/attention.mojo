@@ -7,11 +7,27 @@
 #         scale is a runtime [1] float32 tensor so one compiled graph serves
 #         every head size; `causal` (compile-time) lets query i see keys
 #         0 .. Tk - Tq + i, so one new token can attend over a KV cache.
-# Algorithm (FlashAttention-2 style, CPU): a work item is one (batch, head)
-# and a block of BQ queries. Keys are visited in tiles of BK: the tile of K is
-# transposed once so that a query's BK scores are one SIMD accumulation over
-# D; the running max m, normaliser l and output accumulator are rescaled per
-# tile, so the Tq x Tk score matrix never exists (scratch is D*BK + BQ*D).
+# Rows: the B / Bk query batches that share one key/value head are treated
+# as one set of group * Tq query rows, so every key is read once per head
+# however many beams attend to it.
+# Algorithm (FlashAttention-2 style, CPU). Keys are visited in tiles; the
+# running max m, normaliser l and output accumulator O of each row are
+# rescaled per tile, so the Tq x Tk score matrix never exists. Two paths:
+# - Tiled (many rows, e.g. the encoder's 1500): a work item is one head and
+#   a block of BQ rows. Q is packed transposed ([D][BQ], pre-scaled), so the
+#   scores come out with queries in the SIMD lanes: S^T = K Q^T takes each
+#   K element as a broadcast straight from k's rows (K is never transposed)
+#   against QV query vectors, KJ keys x QV vectors of accumulators in
+#   registers; the softmax's max and sum over keys are then lane-wise, with
+#   no horizontal reductions. O += P V holds RG rows x D of O in registers
+#   and broadcasts each row's probability against V's rows.
+# - Direct (a few rows: decoding, beams): lanes over D. Each key's dot
+#   product with a row is a few vector FMAs; W keys' partial sums are
+#   reduced together by a transpose-and-add tree into one vector of W
+#   scores. O += P V reuses each loaded V row for up to 6 rows.
+# D = 64 (Whisper) is compiled as a constant; other D take the same code
+# with a runtime D (the direct path needs D % W == 0, else the tiled path).
+# Work items run in parallel, except small calls (SERIAL_WORK).
 # Tested against a NumPy float64 softmax reference in tests/test_attention.py.
 import extensibility
 from extensibility import InputTensor, OutputTensor
@@ -20,90 +36,375 @@ from max.algorithm.backend.cpu.parallelize import parallelize
 from std.math import exp, ceildiv, iota
 from std.memory import Pointer
 from std.memory.alloc import unsafe_alloc
+from std.sys.info import simd_width_of
+from std.utils import StaticTuple
 
 comptime F32 = DType.float32
-comptime BK = 64  # keys per tile: one SIMD score vector per query
-comptime BQ = 32  # queries per work item
+comptime W = simd_width_of[F32]()
+comptime LOG_W = 4 if W == 16 else (3 if W == 8 else 2)
+comptime NEG = -Float32.MAX  # masked score: exp(NEG - m) is 0 for any real m
+# Tiled path. QV * KJ score accumulators and RG * (64 / W) output
+# accumulators stay within AVX-512's 32 vector registers.
+comptime QV = 2  # query vectors per block
+comptime BQ = QV * W  # query rows per work item
+comptime KJ = 12  # keys per score register tile
+comptime BK = 4 * KJ  # keys per tile: its scores, V rows and O stay in L1
+comptime RG = 4  # rows per O register tile
+# Up to this many (query, key, d) products (60-100 us on one core here: a
+# decoding step over 448 or 1500 keys) one thread beats waking parallel
+# workers, which on this shared 2-core machine can take longer than the work.
+comptime SERIAL_WORK = 1 << 20
+# Direct path: at most SMALL rows per head; keys per tile.
+comptime SMALL = 8
+comptime BKD = 4 * W
 
 
 @always_inline
-def _attend_block[
-    dtype: DType, DC: Int, causal: Bool
+def _pv_chunk[
+    o_origin: MutOrigin, //, dtype: DType, R: Int, NC: Int, VW: Int
+](
+    acc_mem: Pointer[Float32, o_origin],
+    p: Pointer[Float32, _],
+    key_stride: Int,
+    row_stride: Int,
+    corr: Pointer[Float32, _],
+    v: Pointer[Scalar[dtype], _],
+    nk: Int,
+    D: Int,
+    d0: Int,
+):
+    """O[r, d0 : d0 + NC*VW] = corr[r] * O[r, ...] + sum_j P[r, j] * v[j, ...]
+    for the R rows r starting at acc_mem (rows D apart); P[r, j] is at
+    p[j * key_stride + r * row_stride]."""
+    var acc = StaticTuple[SIMD[F32, VW], R * NC](SIMD[F32, VW](0))
+    comptime for r in range(R):
+        var c = SIMD[F32, VW](corr.unsafe_load(r))
+        comptime for n in range(NC):
+            acc[r * NC + n] = acc_mem.unsafe_load[width=VW](r * D + d0 + n * VW) * c
+    for j in range(nk):
+        var vv = StaticTuple[SIMD[F32, VW], NC](SIMD[F32, VW](0))
+        comptime for n in range(NC):
+            vv[n] = v.unsafe_load[width=VW](j * D + d0 + n * VW).cast[F32]()
+        comptime for r in range(R):
+            var pj = SIMD[F32, VW](p.unsafe_load(j * key_stride + r * row_stride))
+            comptime for n in range(NC):
+                acc[r * NC + n] = vv[n].fma(pj, acc[r * NC + n])
+    comptime for r in range(R):
+        comptime for n in range(NC):
+            acc_mem.unsafe_store(r * D + d0 + n * VW, acc[r * NC + n])
+
+
+@always_inline
+def _pv[
+    o_origin: MutOrigin, //, dtype: DType, R: Int
+](
+    acc_mem: Pointer[Float32, o_origin],
+    p: Pointer[Float32, _],
+    key_stride: Int,
+    row_stride: Int,
+    corr: Pointer[Float32, _],
+    v: Pointer[Scalar[dtype], _],
+    nk: Int,
+    D: Int,
+):
+    """_pv_chunk over all of D: four vectors at a time, then single ones."""
+    var d0 = 0
+    while d0 + 4 * W <= D:
+        _pv_chunk[dtype, R, 4, W](acc_mem, p, key_stride, row_stride, corr, v, nk, D, d0)
+        d0 += 4 * W
+    while d0 + W <= D:
+        _pv_chunk[dtype, R, 1, W](acc_mem, p, key_stride, row_stride, corr, v, nk, D, d0)
+        d0 += W
+    while d0 < D:
+        _pv_chunk[dtype, R, 1, 1](acc_mem, p, key_stride, row_stride, corr, v, nk, D, d0)
+        d0 += 1
+
+
+@always_inline
+def _tiled[
+    o_origin: MutOrigin, //, dtype: DType, DK: Int, causal: Bool
 ](
     q: Pointer[Scalar[dtype], _],
     k: Pointer[Scalar[dtype], _],
     v: Pointer[Scalar[dtype], _],
-    o: Pointer[Scalar[dtype], MutAnyOrigin],
-    nq: Int,
-    first_query: Int,
+    o: Pointer[Scalar[dtype], o_origin],
+    row_off: Pointer[Int, _],
+    row_last: Pointer[Int32, _],
+    nr: Int,
+    Tk: Int,
+    D_runtime: Int,
+    scale: Float32,
+):
+    """Attends nr <= BQ rows (row r at q/o offset row_off[r], seeing keys
+    0 .. row_last[r]) over one head's k and v."""
+    var D = DK if DK > 0 else D_runtime
+    var qt = unsafe_alloc[Float32](D * BQ)
+    var st = unsafe_alloc[Float32](BK * BQ)
+    var acc = unsafe_alloc[Float32](BQ * D)
+    var last = unsafe_alloc[Int32](BQ)
+    var corr = unsafe_alloc[Float32](BQ)
+    var key_end = 0
+    var min_last = Tk
+    for r in range(BQ):
+        var lr = Tk - 1
+        if r < nr:
+            lr = Int(row_last.unsafe_load(r))
+            key_end = max(key_end, lr + 1)
+            min_last = min(min_last, lr)
+        last.unsafe_store(r, Int32(lr))
+        for d in range(D):
+            var x: Float32 = 0
+            if r < nr:
+                x = q.unsafe_load(row_off.unsafe_load(r) + d).cast[F32]() * scale
+            qt.unsafe_store(d * BQ + r, x)
+    for x in range(BQ * D):
+        acc.unsafe_store(x, 0)
+
+    var m = StaticTuple[SIMD[F32, W], QV](SIMD[F32, W](NEG))
+    var l = StaticTuple[SIMD[F32, W], QV](SIMD[F32, W](0))
+    for k0 in range(0, key_end, BK):
+        var nk = min(BK, key_end - k0)
+        var hide_late = causal and k0 + nk - 1 > min_last
+        var m_new = m
+        # Scores S^T[j, r] for the tile, KJ keys at a time, and their running
+        # max. Keys past the end read the last key instead and are masked,
+        # as are keys hidden by causality (NEG never raises the max).
+        for j0 in range(0, nk, KJ):
+            var koff = StaticTuple[Int, KJ](0)
+            comptime for jj in range(KJ):
+                koff[jj] = min(k0 + j0 + jj, Tk - 1) * D
+            var s = StaticTuple[SIMD[F32, W], KJ * QV](SIMD[F32, W](0))
+            for d in range(D):
+                var qv = StaticTuple[SIMD[F32, W], QV](SIMD[F32, W](0))
+                comptime for c in range(QV):
+                    qv[c] = qt.unsafe_load[width=W](d * BQ + c * W)
+                comptime for jj in range(KJ):
+                    var kb = SIMD[F32, W](k.unsafe_load(koff[jj] + d).cast[F32]())
+                    comptime for c in range(QV):
+                        s[jj * QV + c] = qv[c].fma(kb, s[jj * QV + c])
+            var masked = hide_late or j0 + KJ > nk
+            comptime for jj in range(KJ):
+                comptime for c in range(QV):
+                    var sj = s[jj * QV + c]
+                    if masked:
+                        var key = SIMD[DType.int32, W](Int32(k0 + j0 + jj))
+                        var hidden = last.unsafe_load[width=W](c * W).lt(key)
+                        if j0 + jj >= nk:
+                            hidden = SIMD[DType.bool, W](fill=True)
+                        sj = hidden.select(SIMD[F32, W](NEG), sj)
+                    m_new[c] = max(m_new[c], sj)
+                    st.unsafe_store((j0 + jj) * BQ + c * W, sj)
+
+        comptime for c in range(QV):
+            var cr = exp(m[c] - m_new[c])
+            corr.unsafe_store(c * W, cr)
+            l[c] = l[c] * cr
+        for j in range(nk):
+            comptime for c in range(QV):
+                var pj = exp(st.unsafe_load[width=W](j * BQ + c * W) - m_new[c])
+                st.unsafe_store(j * BQ + c * W, pj)
+                l[c] = l[c] + pj
+        m = m_new
+
+        var vt = v.unsafe_offset(k0 * D)
+        for r0 in range(0, nr, RG):
+            _pv[dtype, RG](acc.unsafe_offset(r0 * D), st.unsafe_offset(r0), BQ, 1, corr.unsafe_offset(r0), vt, nk, D)
+
+    comptime for c in range(QV):
+        corr.unsafe_store(c * W, 1.0 / l[c])
+    for r in range(nr):
+        var inv = corr.unsafe_load(r)
+        var orow = o.unsafe_offset(row_off.unsafe_load(r))
+        for d in range(D):
+            orow.unsafe_store(d, (acc.unsafe_load(r * D + d) * inv).cast[dtype]())
+    qt.unsafe_free()
+    st.unsafe_free()
+    acc.unsafe_free()
+    last.unsafe_free()
+    corr.unsafe_free()
+
+
+@always_inline
+def _sum_lanes(x: StaticTuple[SIMD[F32, W], W]) -> SIMD[F32, W]:
+    """Lane j of the result is the sum of x[j]'s lanes: at each level
+    adjacent vectors are interleaved and their neighbouring lanes added,
+    halving the vectors and doubling the keys per vector."""
+    var t = x
+    comptime for level in range(LOG_W):
+        comptime for i in range(W >> (level + 1)):
+            var pair = t[2 * i].join(t[2 * i + 1]).deinterleave()
+            t[i] = rebind[SIMD[F32, W]](pair[0] + pair[1])
+    return t[0]
+
+
+@always_inline
+def _dot[kd: DType, //, DK: Int](q: Pointer[Float32, _], k: Pointer[Scalar[kd], _], D: Int) -> SIMD[F32, W]:
+    """Lane-wise partial sums of q . k over D (a multiple of W; DK if > 0)."""
+    var t = SIMD[F32, W](0)
+    comptime if DK > 0:
+        comptime for d in range(0, DK, W):
+            t = q.unsafe_load[width=W](d).fma(k.unsafe_load[width=W](d).cast[F32](), t)
+    else:
+        for d in range(0, D, W):
+            t = q.unsafe_load[width=W](d).fma(k.unsafe_load[width=W](d).cast[F32](), t)
+    return t
+
+
+@always_inline
+def _direct[
+    o_origin: MutOrigin, //, dtype: DType, DK: Int, causal: Bool
+](
+    q: Pointer[Scalar[dtype], _],
+    k: Pointer[Scalar[dtype], _],
+    v: Pointer[Scalar[dtype], _],
+    o: Pointer[Scalar[dtype], o_origin],
+    row_off: Pointer[Int, _],
+    row_last: Pointer[Int32, _],
+    nr: Int,
+    Tk: Int,
+    D_runtime: Int,
+    scale: Float32,
+):
+    """Attends nr <= SMALL rows over one head; D must be a multiple of W."""
+    var D = DK if DK > 0 else D_runtime
+    var qs = unsafe_alloc[Float32](SMALL * D)
+    var p = unsafe_alloc[Float32](BKD * SMALL)
+    var acc = unsafe_alloc[Float32](SMALL * D)
+    var m = unsafe_alloc[Float32](SMALL)
+    var l = unsafe_alloc[Float32](SMALL)
+    var corr = unsafe_alloc[Float32](SMALL)
+    var key_end = 0
+    for r in range(SMALL):
+        m.unsafe_store(r, NEG)
+        l.unsafe_store(r, 0)
+        corr.unsafe_store(r, 0)
+        for d in range(D):
+            var x: Float32 = 0
+            if r < nr:
+                x = q.unsafe_load(row_off.unsafe_load(r) + d).cast[F32]() * scale
+            qs.unsafe_store(r * D + d, x)
+            acc.unsafe_store(r * D + d, 0)
+    for r in range(nr):
+        key_end = max(key_end, Int(row_last.unsafe_load(r)) + 1)
+
+    # Keys past Tk in the last block of W are read from a zero-padded copy.
+    var tail0 = (Tk // W) * W
+    var tail = unsafe_alloc[Float32](W * D)
+    for x in range(W * D):
+        var val: Float32 = 0
+        if tail0 * D + x < Tk * D:
+            val = k.unsafe_load(tail0 * D + x).cast[F32]()
+        tail.unsafe_store(x, val)
+
+    for k0 in range(0, key_end, BKD):
+        var nk = min(BKD, key_end - k0)
+        for r in range(nr):
+            var qr = qs.unsafe_offset(r * D)
+            var visible = min(Int(row_last.unsafe_load(r)) + 1, k0 + nk)
+            var mx = SIMD[F32, W](m.unsafe_load(r))
+            for j0 in range(0, nk, W):
+                var parts = StaticTuple[SIMD[F32, W], W](SIMD[F32, W](0))
+                if k0 + j0 < tail0:
+                    var kb = k.unsafe_offset((k0 + j0) * D)
+                    comptime for jj in range(W):
+                        parts[jj] = _dot[DK](qr, kb.unsafe_offset(jj * D), D)
+                else:
+                    comptime for jj in range(W):
+                        parts[jj] = _dot[DK](qr, tail.unsafe_offset(jj * D), D)
+                var keys = iota[DType.int32, W](Int32(k0 + j0))
+                var s = keys.lt(Int32(visible)).select(_sum_lanes(parts), SIMD[F32, W](NEG))
+                p.unsafe_store(r * BKD + j0, s)
+                mx = max(mx, s)
+            var m_new = mx.reduce_max()
+            var sum = SIMD[F32, W](0)
+            for j0 in range(0, nk, W):
+                var e = exp(p.unsafe_load[width=W](r * BKD + j0) - m_new)
+                p.unsafe_store(r * BKD + j0, e)
+                sum += e
+            var cr = exp(m.unsafe_load(r) - m_new)
+            corr.unsafe_store(r, cr)
+            l.unsafe_store(r, l.unsafe_load(r) * cr + sum.reduce_add())
+            m.unsafe_store(r, m_new)
+        var vt = v.unsafe_offset(k0 * D)
+        var r0 = 0
+        while r0 < nr:
+            var n = min(nr - r0, 6)
+            var a = acc.unsafe_offset(r0 * D)
+            var pr = p.unsafe_offset(r0 * BKD)
+            var c = corr.unsafe_offset(r0)
+            comptime for R in range(1, 7):
+                if n == R:
+                    _pv[dtype, R](a, pr, 1, BKD, c, vt, nk, D)
+            r0 += n
+
+    for r in range(nr):
+        var inv = 1.0 / l.unsafe_load(r)
+        var orow = o.unsafe_offset(row_off.unsafe_load(r))
+        for d in range(D):
+            orow.unsafe_store(d, (acc.unsafe_load(r * D + d) * inv).cast[dtype]())
+    qs.unsafe_free()
+    p.unsafe_free()
+    acc.unsafe_free()
+    tail.unsafe_free()
+    m.unsafe_free()
+    l.unsafe_free()
+    corr.unsafe_free()
+
+
+def attention_cpu[
+    o_origin: MutOrigin, //, dtype: DType, causal: Bool
+](
+    q: Pointer[Scalar[dtype], _],
+    k: Pointer[Scalar[dtype], _],
+    v: Pointer[Scalar[dtype], _],
+    o: Pointer[Scalar[dtype], o_origin],
+    B: Int,
+    Bk: Int,
+    H: Int,
     Tq: Int,
     Tk: Int,
     D: Int,
     scale: Float32,
 ):
-    """Attends nq queries (rows of q, starting at query index first_query)
-    over all visible keys; D is processed in chunks of DC lanes."""
-    var kt = unsafe_alloc[Float32](D * BK)
-    var acc = unsafe_alloc[Float32](nq * D)
-    var p = unsafe_alloc[Float32](BK)
-    var m = unsafe_alloc[Float32](nq)
-    var l = unsafe_alloc[Float32](nq)
-    for i in range(nq):
-        m.unsafe_store(i, -Float32.MAX)
-        l.unsafe_store(i, 0)
-    for x in range(nq * D):
-        acc.unsafe_store(x, 0)
+    var group = B // Bk
+    var rows = group * Tq
+    var direct = rows <= SMALL and D % W == 0
+    var block = SMALL if direct else BQ
+    var blocks = ceildiv(rows, block)
 
-    # Query i (absolute first_query + i) sees keys <= Tk - Tq + first_query + i.
-    var key_end = Tk
-    comptime if causal:
-        key_end = min(Tk, Tk - Tq + first_query + nq)
+    def work(item: Int) {q, k, v, o, H, Tq, Tk, D, scale, group, rows, direct, block, blocks}:
+        var kvh = item // blocks  # bk * H + h
+        var r0 = (item % blocks) * block
+        var nr = min(block, rows - r0)
+        var bk = kvh // H
+        var h = kvh % H
+        var row_off = unsafe_alloc[Int](block)
+        var row_last = unsafe_alloc[Int32](block)
+        for r in range(nr):
+            var g = (r0 + r) // Tq
+            var i = (r0 + r) % Tq
+            row_off.unsafe_store(r, (((bk * group + g) * H + h) * Tq + i) * D)
+            row_last.unsafe_store(r, Int32(Tk - Tq + i if causal else Tk - 1))
+        var kv = kvh * Tk * D
+        var kp = k.unsafe_offset(kv)
+        var vp = v.unsafe_offset(kv)
+        if direct:
+            if D == 64:
+                _direct[dtype, 64, causal](q, kp, vp, o, row_off, row_last, nr, Tk, D, scale)
+            else:
+                _direct[dtype, 0, causal](q, kp, vp, o, row_off, row_last, nr, Tk, D, scale)
+        elif D == 64:
+            _tiled[dtype, 64, causal](q, kp, vp, o, row_off, row_last, nr, Tk, D, scale)
+        else:
+            _tiled[dtype, 0, causal](q, kp, vp, o, row_off, row_last, nr, Tk, D, scale)
+        row_off.unsafe_free()
+        row_last.unsafe_free()
 
-    for k0 in range(0, key_end, BK):
-        var nk = min(BK, key_end - k0)
-        for j in range(BK):
-            for d in range(D):
-                var val: Float32 = 0
-                if j < nk:
-                    val = k.unsafe_load((k0 + j) * D + d).cast[F32]()
-                kt.unsafe_store(d * BK + j, val)
-
-        for i in range(nq):
-            var visible = nk
-            comptime if causal:
-                visible = min(nk, Tk - Tq + first_query + i - k0 + 1)
-            if visible <= 0:
-                continue
-            var s = SIMD[F32, BK](0)
-            for d in range(D):
-                var qd = q.unsafe_load(i * D + d).cast[F32]()
-                s = kt.unsafe_load[width=BK](d * BK).fma(SIMD[F32, BK](qd), s)
-            var live = iota[DType.int32, BK]().lt(Int32(visible))
-            s = live.select(s * scale, SIMD[F32, BK](-Float32.MAX))
-            var m_old = m.unsafe_load(i)
-            var m_new = max(m_old, s.reduce_max())
-            var pv = live.select(exp(s - m_new), SIMD[F32, BK](0))
-            var corr = exp(m_old - m_new)
-            l.unsafe_store(i, l.unsafe_load(i) * corr + pv.reduce_add())
-            m.unsafe_store(i, m_new)
-            p.unsafe_store(0, pv)
-            for dc in range(0, D, DC):
-                var a = acc.unsafe_load[width=DC](i * D + dc) * corr
-                for j in range(visible):
-                    var vj = v.unsafe_load[width=DC]((k0 + j) * D + dc).cast[F32]()
-                    a = vj.fma(SIMD[F32, DC](p.unsafe_load(j)), a)
-                acc.unsafe_store(i * D + dc, a)
-
-    for i in range(nq):
-        var inv = 1.0 / l.unsafe_load(i)
-        for dc in range(0, D, DC):
-            var a = acc.unsafe_load[width=DC](i * D + dc) * inv
-            o.unsafe_store(i * D + dc, a.cast[dtype]())
-    kt.unsafe_free()
-    acc.unsafe_free()
-    p.unsafe_free()
-    m.unsafe_free()
-    l.unsafe_free()
+    if B * H * Tq * Tk * D <= SERIAL_WORK:
+        for i in range(Bk * H * blocks):
+            work(i)
+    else:
+        parallelize(work, Bk * H * blocks)
 
 
 @extensibility.register("attention")
@@ -121,31 +422,16 @@ struct Attention:
     ) raises:
         comptime if target != "cpu":
             raise Error("attention: no GPU path yet")
-        var H = q.dim_size(1)
-        var BH = q.dim_size(0) * H
-        var group = q.dim_size(0) // k.dim_size(0)
-        var Tq = q.dim_size(2)
-        var Tk = k.dim_size(2)
-        var D = q.dim_size(3)
-        var sc = scale.unsafe_ptr().unsafe_load(0)
-        var qp = q.unsafe_ptr()
-        var kp = k.unsafe_ptr()
-        var vp = v.unsafe_ptr()
-        var op = output.unsafe_ptr()
-        var qblocks = ceildiv(Tq, BQ)
-
-        def work(item: Int) {qp, kp, vp, op, qblocks, H, group, Tq, Tk, D, sc}:
-            var bh = item // qblocks
-            var q0 = (item % qblocks) * BQ
-            var nq = min(BQ, Tq - q0)
-            var qo = (bh * Tq + q0) * D
-            var ko = ((bh // H) // group * H + bh % H) * Tk * D
-            var args = (qp.unsafe_offset(qo), kp.unsafe_offset(ko), vp.unsafe_offset(ko), op.unsafe_offset(qo))
-            if D % BK == 0:
-                _attend_block[output.dtype, BK, causal](args[0], args[1], args[2], args[3], nq, q0, Tq, Tk, D, sc)
-            elif D % 8 == 0:
-                _attend_block[output.dtype, 8, causal](args[0], args[1], args[2], args[3], nq, q0, Tq, Tk, D, sc)
-            else:
-                _attend_block[output.dtype, 1, causal](args[0], args[1], args[2], args[3], nq, q0, Tq, Tk, D, sc)
-
-        parallelize(work, BH * qblocks)
+        attention_cpu[output.dtype, causal](
+            q.unsafe_ptr(),
+            k.unsafe_ptr(),
+            v.unsafe_ptr(),
+            output.unsafe_ptr(),
+            q.dim_size(0),
+            k.dim_size(0),
+            q.dim_size(1),
+            q.dim_size(2),
+            k.dim_size(2),
+            q.dim_size(3),
+            scale.unsafe_ptr().unsafe_load(0),
+        )

@@ -6,8 +6,9 @@
 # Layout: x, r, y, s are [rows, cols] row-major (callers flatten leading axes);
 #         gamma, beta are [cols]. eps is a compile-time parameter.
 # Accumulation is fp32 and two-pass (mean of values shifted by the row's
-# first element, then the centred sum of squares), so rows with a large
-# offset keep their precision.
+# first element, then the centred sum of squares); deviations are taken
+# between shifted values too, so rows with a large offset keep their
+# precision.
 # Tested against a NumPy float64 reference in tests/test_layernorm.py.
 import extensibility
 from extensibility import InputTensor, OutputTensor
@@ -19,6 +20,9 @@ from std.sys.info import num_physical_cores, simd_width_of
 
 comptime F32 = DType.float32
 comptime W = simd_width_of[F32]()
+# Up to this many elements (85 rows of 384, about 7 us on one core here) a
+# single thread beats waking the parallel workers; decoder steps have 1-16 rows.
+comptime SERIAL_ELEMENTS = 1 << 15
 
 
 @always_inline
@@ -33,9 +37,10 @@ def _normalize_row[
     eps: Float32,
 ):
     """Normalises one row of `cols` values from `src` into `dst`."""
-    # Sums run on values shifted by the row's first element: rows with a large
-    # common offset then keep their precision in fp32, and a constant row
-    # gives exactly zero deviations.
+    # Everything runs on values shifted by the row's first element: with a
+    # large common offset the shifted values are exact and their mean small,
+    # whereas a mean rounded back to the offset's scale would be off by half
+    # an ulp of the offset; a constant row gives exactly zero deviations.
     var shift = src.unsafe_load(0).cast[F32]()
     var acc = SIMD[F32, W](0)
     var tail: Float32 = 0
@@ -46,30 +51,30 @@ def _normalize_row[
     while c < cols:
         tail += src.unsafe_load(c).cast[F32]() - shift
         c += 1
-    var mean = shift + (acc.reduce_add() + tail) / Float32(cols)
+    var mean = (acc.reduce_add() + tail) / Float32(cols)
 
     acc = SIMD[F32, W](0)
     tail = 0
     c = 0
     while c + W <= cols:
-        var d = src.unsafe_load[width=W](c).cast[F32]() - mean
+        var d = (src.unsafe_load[width=W](c).cast[F32]() - shift) - mean
         acc += d * d
         c += W
     while c < cols:
-        var d = src.unsafe_load(c).cast[F32]() - mean
+        var d = (src.unsafe_load(c).cast[F32]() - shift) - mean
         tail += d * d
         c += 1
     var rstd = 1.0 / sqrt((acc.reduce_add() + tail) / Float32(cols) + eps)
 
     c = 0
     while c + W <= cols:
-        var d = src.unsafe_load[width=W](c).cast[F32]() - mean
+        var d = (src.unsafe_load[width=W](c).cast[F32]() - shift) - mean
         var g = gamma.unsafe_load[width=W](c).cast[F32]()
         var b = beta.unsafe_load[width=W](c).cast[F32]()
         dst.unsafe_store(c, (d * rstd * g + b).cast[dtype]())
         c += W
     while c < cols:
-        var d = src.unsafe_load(c).cast[F32]() - mean
+        var d = (src.unsafe_load(c).cast[F32]() - shift) - mean
         var g = gamma.unsafe_load(c).cast[F32]()
         var b = beta.unsafe_load(c).cast[F32]()
         dst.unsafe_store(c, (d * rstd * g + b).cast[dtype]())
@@ -96,20 +101,20 @@ def _add_rows[
 
 def _for_rows[
     target: StaticString, F: def(Int) -> None
-](rows: Int, row_fn: F, ctx: DeviceContext) raises:
+](rows: Int, cols: Int, row_fn: F, ctx: DeviceContext) raises:
     """Runs row_fn over all rows; CPU workers take contiguous row ranges."""
     comptime if target == "cpu":
+        if rows * cols <= SERIAL_ELEMENTS:
+            for r in range(rows):
+                row_fn(r)
+            return
         var chunks = min(rows, num_physical_cores() * 4)
         def chunk(i: Int) {rows, chunks, row_fn}:
             var start = i * rows // chunks
             var stop = (i + 1) * rows // chunks
             for r in range(start, stop):
                 row_fn(r)
-        if chunks <= 1:
-            for r in range(rows):
-                row_fn(r)
-        else:
-            parallelize(chunk, chunks)
+        parallelize(chunk, chunks)
     else:
         raise Error("layernorm: no GPU path yet")
 
@@ -135,7 +140,7 @@ struct LayerNorm:
         def row(r: Int) {xp, yp, gp, bp, cols}:
             _normalize_row(xp.unsafe_offset(r * cols), yp.unsafe_offset(r * cols), gp, bp, cols, eps)
 
-        _for_rows[target](x.dim_size(0), row, ctx)
+        _for_rows[target](x.dim_size(0), cols, row, ctx)
 
 
 @extensibility.register("add_layernorm")
@@ -165,4 +170,4 @@ struct AddLayerNorm:
             _add_rows(xp.unsafe_offset(off), rp.unsafe_offset(off), sp.unsafe_offset(off), cols)
             _normalize_row(sp.unsafe_offset(off), yp.unsafe_offset(off), gp, bp, cols, eps)
 
-        _for_rows[target](x.dim_size(0), row, ctx)
+        _for_rows[target](x.dim_size(0), cols, row, ctx)
