@@ -437,13 +437,20 @@ def multilingual_dir(tmp_path_factory):
     return directory
 
 
-def test_detect_language_and_decode_in_the_detected_language(multilingual_dir):
+def german_model(multilingual_dir) -> tuple["FakeModel", int, list[int]]:
+    """A multilingual fake model that hears German and answers one segment,
+    the German language token, and the start of transcript it should get."""
     tokenizer = get_tokenizer(True, vocab_dir=multilingual_dir)
     german = tokenizer.to_language_token("de")
     ts0 = tokenizer.timestamp_begin
     reply = [Reply([ts0, HELLO, ts0 + 50])]
     script = replies(reply, reply, tokenizer=tokenizer, language=german)
     model = FakeModel(script, multilingual=True, tokenizer_dir=multilingual_dir, n_vocab=51865)
+    return model, german, [tokenizer.sot, german, tokenizer.transcribe]
+
+
+def test_detect_language_and_decode_in_the_detected_language(multilingual_dir):
+    model, german, prompt = german_model(multilingual_dir)
 
     token, probs = detect_language(model, MEL)
     assert token == german
@@ -452,7 +459,7 @@ def test_detect_language_and_decode_in_the_detected_language(multilingual_dir):
 
     result = decode(model, MEL)
     assert result.language == "de" and result.language_probs["de"] > 0.99
-    assert model.inferences[-1].fed[0][0].tolist() == [tokenizer.sot, german, tokenizer.transcribe]
+    assert model.inferences[-1].fed[0][0].tolist() == prompt
     assert result.text == "Hello"
 
 
@@ -617,16 +624,11 @@ def test_word_timestamps_need_cross_attention_weights():
 
 @pytest.mark.usefixtures("fake_mel")
 def test_multilingual_transcribe_detects_the_language_once(multilingual_dir):
-    tokenizer = get_tokenizer(True, vocab_dir=multilingual_dir)
-    german = tokenizer.to_language_token("de")
-    ts0 = tokenizer.timestamp_begin
-    reply = [Reply([ts0, HELLO, ts0 + 50])]
-    script = replies(reply, reply, tokenizer=tokenizer, language=german)
-    model = FakeModel(script, multilingual=True, tokenizer_dir=multilingual_dir, n_vocab=51865)
+    model, _, prompt = german_model(multilingual_dir)
     result = transcribe(model, seconds_of_audio(5))
     assert result["language"] == "de"
     assert model.n_encoded == 2  # the detection window, then the decoded one
-    assert model.inferences[-1].fed[0][0].tolist() == [tokenizer.sot, german, tokenizer.transcribe]
+    assert model.inferences[-1].fed[0][0].tolist() == prompt
 
 
 def test_transcribe_with_the_log_mel_kernel():
