@@ -479,7 +479,7 @@ def _batches(
     return list(batches.values())
 
 
-def _decode_batch(
+def _decode_windows(
     model: WhisperModel, batch: list[tuple[AudioTranscription, dict[str, Any]]], settings: _Settings
 ) -> int:
     """Decodes the windows of a batch together and moves each audio on; returns the mel frames
@@ -609,7 +609,7 @@ def transcribe_batch(
     ) as pbar:
         while unfinished := [t for t in transcriptions if not t.done]:
             for batch in _batches(unfinished):
-                pbar.update(_decode_batch(model, batch, settings))
+                pbar.update(_decode_windows(model, batch, settings))
 
     return [transcription.result() for transcription in transcriptions]
 
