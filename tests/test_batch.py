@@ -12,13 +12,13 @@ from maxwhisper_kernels.audio import load_audio
 from maxwhisper_kernels.decoding import DecodingOptions, decode_batch
 from maxwhisper_kernels.transcribe import transcribe, transcribe_batch
 from test_decoding import (  # noqa: F401 (fake_mel is a fixture)
+    HELLO,
     MEL,
     SOT,
     TOKENIZER,
-    FakeModel,
-    HELLO,
-    Reply,
     WORLD,
+    FakeModel,
+    Reply,
     fake_mel,
     replies,
     seconds_of_audio,
@@ -38,20 +38,21 @@ def test_decode_batch_gives_each_window_its_prompt():
     options = [DecodingOptions(prompt=[HELLO]), DecodingOptions(prompt=[WORLD])]
     hello, world = decode_batch(model, np.stack([MEL, MEL]), options)
     assert (hello.text, world.text) == ("Hello", "world")
-    assert first_fed_rows(model) == [[[TOKENIZER.sot_prev, HELLO, SOT], [TOKENIZER.sot_prev, WORLD, SOT]]]
+    prompts = [[TOKENIZER.sot_prev, HELLO, SOT], [TOKENIZER.sot_prev, WORLD, SOT]]
+    assert first_fed_rows(model) == [prompts]
 
 
 @pytest.mark.parametrize(
-    "options, error",
+    "second, error",
     [
-        ([DecodingOptions(prompt=[HELLO]), DecodingOptions(prompt=[HELLO, WORLD])], "initial tokens"),
-        ([DecodingOptions(), DecodingOptions(beam_size=2)], "only in their prompts"),
+        (DecodingOptions(prompt=[WORLD, HELLO]), "initial tokens"),  # a longer prompt
+        (DecodingOptions(prompt=[WORLD], beam_size=2), "only in their prompts"),
     ],
 )
-def test_decode_batch_refuses_windows_that_cannot_share_a_pass(options, error):
+def test_decode_batch_refuses_windows_that_cannot_share_a_pass(second, error):
     model = FakeModel(replies([Reply([ts(0), HELLO, ts(1)])]))
     with pytest.raises(ValueError, match=error):
-        decode_batch(model, np.stack([MEL, MEL]), options)
+        decode_batch(model, np.stack([MEL, MEL]), [DecodingOptions(prompt=[HELLO]), second])
 
 
 @pytest.mark.usefixtures("fake_mel")

@@ -9,9 +9,10 @@ import pytest
 
 from clips import SHARED_AUDIO, synthesise
 from maxwhisper_kernels.audio import N_FRAMES, N_SAMPLES, load_audio, pad_or_trim
-from maxwhisper_kernels.decoding import detect_language
+from maxwhisper_kernels.decoding import detect_language, get_model_tokenizer
 from maxwhisper_kernels.ops import log_mel_spectrogram
 from maxwhisper_kernels.text import normalize_text
+from maxwhisper_kernels.transcribe import transcribe_batch
 
 DATA = Path(__file__).parent / "data"
 GREEDY = dict(temperature=0.0, beam_size=None, best_of=None)
@@ -35,8 +36,12 @@ def first_window(audio: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("clip, language", [("jfk", "en"), ("german", "de"), ("spanish", "es")])
 def test_detect_language(base_model, request, clip, language):
-    audio = load_audio(SHARED_AUDIO / "jfk.flac") if clip == "jfk" else request.getfixturevalue(clip)
+    if clip == "jfk":
+        audio = load_audio(SHARED_AUDIO / "jfk.flac")
+    else:
+        audio = request.getfixturevalue(clip)
     token, probs = detect_language(base_model, first_window(audio))
+    assert token == get_model_tokenizer(base_model).to_language_token(language)
     assert max(probs, key=probs.get) == language
     assert probs[language] > 0.5
     assert sum(probs.values()) == pytest.approx(1.0)
@@ -47,7 +52,8 @@ def test_transcribe_in_a_forced_language(base_model, german):
     result = base_model.transcribe(german, language="de", **GREEDY)
     assert result["language"] == "de"
     # espeak-ng's German is clear enough for base to get these words right
-    assert {"guten", "morgen", "berlin", "hund", "park"} <= set(normalize_text(result["text"]).split())
+    words = set(normalize_text(result["text"]).split())
+    assert {"guten", "morgen", "berlin", "hund", "park"} <= words
 
 
 def test_translate_german_to_english(base_model, german):
@@ -67,8 +73,6 @@ def test_english_only_model_refuses_other_languages_and_translation(tiny_en, opt
 
 
 def test_batch_detects_the_language_of_each_audio(base_model, german, spanish):
-    from maxwhisper_kernels.transcribe import transcribe_batch
-
     german_result, spanish_result = transcribe_batch(base_model, [german, spanish], **GREEDY)
     assert (german_result["language"], spanish_result["language"]) == ("de", "es")
     assert {"berlin", "park"} <= set(normalize_text(german_result["text"]).split())
