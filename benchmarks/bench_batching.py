@@ -52,7 +52,7 @@ BATCH_SIZES = (1, 4)
 NOTES = [
     "Every row of a batch is decoded until the batch's longest window ends (beam search until "
     "every window has its candidates): with windows of different lengths (the dev clips, 2 to "
-    "17 s) the extra steps cost more than batching saves, the more so with 5 beams a window.",
+    "17 s) the extra steps eat most of the gain, and with 5 beams a window more than all of it.",
     "Windows share a batch only when their prompts (the previous text) are as long, so with "
     "condition_on_previous_text the long-form clips batch little but their first windows; "
     "without prompts, every round is one batch.",
