@@ -63,8 +63,11 @@ def profile(model, path: str, options: dict) -> dict:
     saved = {
         "load_audio": transcribe_module.load_audio,
         "log_mel_spectrogram": transcribe_module.log_mel_spectrogram,
-        "decode": transcribe_module.decode,
     }
+    # the decoding entry point transcribe() calls: decode (one window) or decode_batch
+    entry_points = [n for n in ("decode", "decode_batch") if hasattr(transcribe_module, n)]
+    for name in entry_points:
+        saved[name] = getattr(transcribe_module, name)
     encoder, decoder = model.encoder, model.decoder
     cls = type(model)
     encode, new_inference = cls.encode, cls.new_inference
@@ -82,7 +85,8 @@ def profile(model, path: str, options: dict) -> dict:
 
     transcribe_module.load_audio = timers["audio"].wrap(saved["load_audio"])
     transcribe_module.log_mel_spectrogram = timers["mel"].wrap(saved["log_mel_spectrogram"])
-    transcribe_module.decode = timers["decode"].wrap(saved["decode"])
+    for name in entry_points:
+        setattr(transcribe_module, name, timers["decode"].wrap(saved[name]))
     model.encoder = TimedGraph(encoder, timers["encoder_graph"])
     model.decoder = TimedGraph(decoder, timers["decoder_graph"])
     cls.encode = timers["encode"].wrap(encode)
