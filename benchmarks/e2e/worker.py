@@ -48,6 +48,12 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def whisper_options(beam_size: int) -> dict:
+    """openai-whisper's transcribe() options for greedy (1) or beam-5 decoding;
+    maxwhisper takes the same ones."""
+    return dict(beam_size=None, best_of=None) if beam_size == 1 else dict(beam_size=5, best_of=5)
+
+
 class MaxWhisper:
     def __init__(self, compute_type: str, threads: int, model_dir: str):
         assert compute_type == "float32"
@@ -62,9 +68,7 @@ class MaxWhisper:
         self.where = os.path.dirname(mw.__file__)
 
     def transcribe(self, path: str, beam_size: int) -> str:
-        options = (
-            dict(beam_size=None, best_of=None) if beam_size == 1 else dict(beam_size=5, best_of=5)
-        )
+        options = whisper_options(beam_size)
         result = self.model.transcribe(path, verbose=None, progress=False, **options)
         return result["text"]
 
@@ -102,9 +106,7 @@ class OpenAIWhisper:
         self.where = os.path.dirname(whisper.__file__)
 
     def transcribe(self, path: str, beam_size: int) -> str:
-        options = (
-            dict(beam_size=None, best_of=None) if beam_size == 1 else dict(beam_size=5, best_of=5)
-        )
+        options = whisper_options(beam_size)
         result = self.model.transcribe(path, verbose=None, fp16=False, **options)
         return result["text"]
 
