@@ -50,10 +50,10 @@ comptime BQ = QV * W  # query rows per work item
 comptime KJ = 12  # keys per score register tile
 comptime BK = 4 * KJ  # keys per tile: its scores, V rows and O stay in L1
 comptime RG = 4  # rows per O register tile
-# Up to this many (query, key, d) products (60-100 us on one core here: a
-# decoding step over 448 or 1500 keys) one thread beats waking parallel
-# workers, which on this shared 2-core machine can take longer than the work.
-comptime SERIAL_WORK = 1 << 20
+# Up to this many (query, key, d) products (about 20 us on one core here:
+# one token over 448 keys) one thread beats waking the parallel workers;
+# measured idle, one token over 1500 keys already ran faster on two.
+comptime SERIAL_WORK = 1 << 18
 # Direct path: at most SMALL rows per head; keys per tile.
 comptime SMALL = 8
 comptime BKD = 4 * W
