@@ -4,13 +4,18 @@ The same compiled graph serves every step (all sequence lengths are
 symbolic). Inputs:
   tokens      [batch, new] int64   tokens fed this step
   positions   [new] int64          their positions in the text context
+  picked      [n_picked] int64     which of the new tokens (0 <= i < new) get
+                                   logits: a prompt of hundreds of tokens needs
+                                   them at its last one only, and the vocabulary
+                                   projection costs 40 MFLOP per token
   cache_index [batch] int64        which cache row each token row continues
-                                   (identity for greedy; beam search reorders)
-  per layer:  self-attention key and value cache [batch, n_head, past, d_head]
+                                   (identity for greedy; beam search reorders; the
+                                   beams of a window start from one prompt row)
+  per layer:  self-attention key and value cache [cache_batch, n_head, past, d_head]
   per layer:  cross-attention key and value [audio_batch, n_head, n_audio_ctx, d_head]
               (batch is a multiple of audio_batch: consecutive token rows share
               one audio, as the beams of one window do)
-Outputs: logits [batch, new, n_vocab], then the grown caches
+Outputs: logits [batch, n_picked, n_vocab], then the grown caches
 [batch, n_head, past + new, d_head] per layer (keys, values alternating).
 With cross_attention_weights=True (a separate graph, used for word
 timestamps) the softmax weights of every cross-attention layer
@@ -64,11 +69,12 @@ def build_decoder_step(
     d, n_head, n_layer = dims.n_text_state, dims.n_text_head, dims.n_text_layer
     d_head = d // n_head
     w = Weights(device, matrix_dtype)
-    cache = TensorType(DType.float32, ["batch", n_head, "past", d_head], device)
+    cache = TensorType(DType.float32, ["cache_batch", n_head, "past", d_head], device)
     audio_kv = TensorType(DType.float32, ["audio_batch", n_head, dims.n_audio_ctx, d_head], device)
     input_types = [
         TensorType(DType.int64, ["batch", "new"], device),
         TensorType(DType.int64, ["new"], device),
+        TensorType(DType.int64, ["n_picked"], device),
         TensorType(DType.int64, ["batch"], device),
         *[cache] * (2 * n_layer),
         *[audio_kv] * (2 * n_layer),
@@ -76,7 +82,7 @@ def build_decoder_step(
     name = "whisper_decoder_alignment" if cross_attention_weights else "whisper_decoder_step"
     graph = Graph(name, input_types=input_types, custom_extensions=[kernel_library()])
     with graph:
-        tokens, positions, cache_index, *rest = (value.tensor for value in graph.inputs)
+        tokens, positions, picked, cache_index, *rest = (value.tensor for value in graph.inputs)
         caches, audio = rest[: 2 * n_layer], rest[2 * n_layer :]
 
         embedding = w("decoder.token_embedding.weight", dims.n_vocab, d, dtype=matrix_dtype)
@@ -98,6 +104,7 @@ def build_decoder_step(
             next_ln = "decoder.ln" if i + 1 == n_layer else f"decoder.blocks.{i + 1}.attn_ln"
             h, x = add_layer_norm(x, mlp(h, w, f"{block}.mlp", d), w, next_ln, d)
         # The output projection is tied to the token embedding.
+        h = ops.gather(h, picked, axis=1)
         logits = custom_ops.linear(h, embedding, ops.constant(np.zeros(dims.n_vocab, np.float32), DType.float32, device))
         graph.output(logits, *new_caches, *cross_weights)
     return graph

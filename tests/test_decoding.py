@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from maxwhisper_kernels.decoding import (
     ApplyTimestampRules,
@@ -123,9 +125,13 @@ class FakeInference:
         self.rearrangements: list[list[int]] = []
         self.cleaned_up = False
 
-    def logits(self, tokens: np.ndarray) -> np.ndarray:
+    def logits(self, tokens: np.ndarray, positions=None) -> np.ndarray:
         assert tokens.shape[0] == len(self.windows) * self.n_group
-        positions = range(tokens.shape[1]) if not self.fed else [tokens.shape[1] - 1]
+        new = range(tokens.shape[1]) if not self.fed else [tokens.shape[1] - 1]
+        if positions is None:
+            positions = new
+        positions = [p % tokens.shape[1] for p in positions]
+        assert set(positions) <= set(new), (positions, new)
         self.fed.append(tokens.copy())
         return np.array(
             [
@@ -360,6 +366,22 @@ def test_beam_search_patience_waits_for_more_finished_sequences():
     assert result.avg_logprob == pytest.approx(math.log(0.56) / 3)
     # the two open beams finish at step 3 (the others in them are -inf)
     assert model.inferences[-1].rearrangements == [[1, 1], [0, 1], [0, 0]]
+
+
+@given(
+    st.lists(
+        st.lists(st.sampled_from([-np.inf, -3.0, -1.0, -0.5, 0.0]), min_size=8, max_size=40),
+        min_size=1,
+        max_size=6,
+    ).filter(lambda rows: len({len(r) for r in rows}) == 1),
+    st.integers(1, 6),
+)
+def test_beam_candidates_are_the_top_tokens_best_first_ties_to_the_lower_id(rows, beam_size):
+    logprobs = np.array(rows)
+    top = BeamSearchDecoder(beam_size, EOT, inference=None)._top_tokens(logprobs)
+    for row, tokens in zip(logprobs, top.tolist()):
+        expected = sorted(range(len(row)), key=lambda t: (-row[t], t))[: beam_size + 1]
+        assert tokens == expected
 
 
 def test_beam_search_decoder_rejects_a_zero_candidate_list():

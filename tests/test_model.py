@@ -64,6 +64,31 @@ def test_rearranged_cache_follows_its_rows(tiny_en, encoded):
     np.testing.assert_allclose(swapped, expected, rtol=0, atol=1e-5)
 
 
+def test_logits_at_chosen_positions_are_those_of_the_full_pass(tiny_en, encoded):
+    tokens = np.array([[SOT, NO_TIMESTAMPS, 400, 370, 616]])
+    full = tiny_en.new_inference(encoded).logits(tokens)
+    picked = tiny_en.new_inference(encoded).logits(tokens, positions=[0, -1, 2])
+    np.testing.assert_array_equal(picked, full[:, [0, 4, 2]])
+    inference = tiny_en.new_inference(encoded)
+    inference.logits(tokens[:, :3], positions=[-1])
+    with pytest.raises(ValueError, match="already in the cache"):
+        inference.logits(tokens, positions=[1])
+
+
+def test_beams_sharing_a_prompt_match_separately_run_rows(tiny_en, encoded):
+    # The prompt runs once for the group; the rows then diverge from that cache row.
+    prompt = np.array([[SOT, NO_TIMESTAMPS, 400, 370]] * 3)
+    beams = tiny_en.new_inference(encoded, n_group=3)
+    first = beams.logits(prompt, positions=[-1])
+    beams.rearrange_kv_cache([2, 0, 1])
+    grown = np.concatenate([prompt, [[616], [7174], [220]]], axis=1)
+    second = beams.logits(grown)
+    for row in range(3):
+        alone = tiny_en.new_inference(encoded)
+        np.testing.assert_allclose(first[row], alone.logits(prompt[:1], positions=[-1])[0], rtol=0, atol=1e-5)
+        np.testing.assert_allclose(second[row], alone.logits(grown[row : row + 1])[0], rtol=0, atol=1e-5)
+
+
 def test_encoder_rejects_wrong_mel_shape(tiny_en):
     with pytest.raises(ValueError, match="mel must be"):
         tiny_en.encode(np.zeros((1, 80, 100), np.float32))

@@ -24,9 +24,10 @@ AudioFeatures = Any
 class Inference(Protocol):
     """The decoder of one batch of audio features, with its key/value cache."""
 
-    def logits(self, tokens: np.ndarray) -> np.ndarray:
-        """Logits [rows, n_new, n_vocab] of tokens [rows, n_ctx]: all positions on the first
-        call, then only the last one (the earlier ones are in the cache)."""
+    def logits(self, tokens: np.ndarray, positions: Sequence[int] | None = None) -> np.ndarray:
+        """Logits [rows, len(positions), n_vocab] at the given positions of tokens [rows, n_ctx]
+        (negative ones from the end), which must not be in the cache yet; by default every new
+        position: all on the first call, then only the last one (the others are cached)."""
 
     def rearrange_kv_cache(self, source_indices: list[int]) -> None:
         """Makes cache row i a copy of row source_indices[i] (beam search reorders beams)."""
@@ -378,10 +379,22 @@ class BeamSearchDecoder(TokenDecoder):
         self.finished_sequences = None
 
     def _top_tokens(self, logprobs: np.ndarray) -> np.ndarray:
-        """The beam_size + 1 most probable tokens, best first (ties to the lower id)."""
+        """The beam_size + 1 most probable tokens of each row [n_rows, beam_size + 1], best
+        first, ties to the lower id. k argmax passes: argpartition takes 0.4 ms per row, and
+        6 ms when most of the vocabulary is -inf (timestamp rules), against 10 us per argmax."""
         k = self.beam_size + 1
-        top = np.argpartition(logprobs, -k)[-k:]
-        return top[np.lexsort((top, -logprobs[top]))]
+        work = logprobs.copy()
+        rows = np.arange(len(work))
+        top = np.empty((len(work), k), dtype=np.int64)
+        for j in range(k):
+            top[:, j] = work.argmax(axis=-1)
+            last = work[rows, top[:, j]]
+            work[rows, top[:, j]] = -np.inf
+        # a row with fewer than k possible tokens would repeat its first -inf one
+        for row in np.flatnonzero(last == -np.inf):
+            order = np.lexsort((np.arange(logprobs.shape[-1]), -logprobs[row]))
+            top[row] = order[:k]
+        return top
 
     def update(
         self, tokens: np.ndarray, logits: np.ndarray, sum_logprobs: np.ndarray
@@ -394,6 +407,7 @@ class BeamSearchDecoder(TokenDecoder):
             self.finished_sequences = [{} for _ in range(n_audio)]
 
         logprobs = log_softmax(logits)
+        top_tokens = self._top_tokens(logprobs).tolist()
         next_tokens: list[tuple[int, ...]] = []
         source_indices: list[int] = []
         finished_sequences: list[dict[tuple[int, ...], float]] = []
@@ -406,7 +420,7 @@ class BeamSearchDecoder(TokenDecoder):
             for j in range(self.beam_size):
                 idx = i * self.beam_size + j
                 prefix = tuple(tokens[idx].tolist())
-                for token in self._top_tokens(logprobs[idx]).tolist():
+                for token in top_tokens[idx]:
                     sequence = (*prefix, token)
                     scores[sequence] = float(sum_logprobs[idx] + logprobs[idx, token])
                     sources[sequence] = idx
@@ -591,11 +605,12 @@ class DecodingTask:
 
         try:
             for i in range(self.sample_len):
-                logits = inference.logits(tokens)
-
                 if i == 0:  # the no-speech probability is the prediction after <|sot|>
-                    probs_at_sot = np.exp(log_softmax(logits[:, self.sot_index]))
+                    logits = inference.logits(tokens, positions=[self.sot_index, -1])
+                    probs_at_sot = np.exp(log_softmax(logits[:, 0]))
                     no_speech_probs = probs_at_sot[:, self.tokenizer.no_speech].tolist()
+                else:
+                    logits = inference.logits(tokens, positions=[-1])
 
                 # the filters mask in place: a float64 copy leaves the model's array alone
                 logits = logits[:, -1].astype(np.float64)

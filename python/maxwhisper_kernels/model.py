@@ -53,35 +53,59 @@ class Inference:
         self.caches = [Buffer.from_numpy(empty) for _ in range(2 * dims.n_text_layer)]
         self.cache_length = 0
         self.cache_index = np.arange(self.n_rows, dtype=np.int64)
-        self.fed_tokens = np.zeros((self.n_rows, 0), np.int64)
+        self.fed_tokens = np.zeros((self.n_rows, 0), np.int64)  # one row per cache row
         self.last_fed = 0
 
     def rearrange_kv_cache(self, source_indices) -> None:
         # Applied lazily by the next step graph (a gather on the cache rows).
         self.cache_index = self.cache_index[np.asarray(source_indices, dtype=np.int64)]
 
-    def logits(self, tokens: np.ndarray) -> np.ndarray:
-        """Logits [rows, new, n_vocab] for the tokens not yet in the cache
-        (the whole prompt first, then the last token of each row)."""
+    def logits(self, tokens: np.ndarray, positions=None) -> np.ndarray:
+        """Logits [rows, len(positions), n_vocab] at the given positions of
+        tokens [rows, n_ctx] (negative ones count from the end), which must
+        not be in the cache yet; by default at every new one (the whole
+        prompt first, then the last token of each row)."""
         tokens = np.asarray(tokens, dtype=np.int64)
         if tokens.shape[0] != self.n_rows:
             raise ValueError(f"expected {self.n_rows} token rows, got {tokens.shape[0]}")
         if tokens.shape[1] > self.model.dims.n_text_ctx:
             raise ValueError(f"{tokens.shape[1]} tokens exceed the text context of {self.model.dims.n_text_ctx}")
-        new = tokens[:, self.cache_length :] if self.cache_length else tokens
-        outputs = self._step(self.model.decoder, new, self.cache_length, self.cache_index, self.caches)
-        self.fed_tokens = np.concatenate([self.fed_tokens[self.cache_index], new], axis=1)
-        self.last_fed = new.shape[1]
-        self.caches = outputs[1:]
-        self.cache_length += new.shape[1]
-        self.cache_index = np.arange(self.n_rows, dtype=np.int64)
-        return outputs[0].to_numpy()
+        new = tokens[:, self.cache_length :]
+        n_new = new.shape[1]
+        if positions is None:
+            picked = np.arange(n_new, dtype=np.int64)
+        else:
+            picked = np.asarray(positions, dtype=np.int64) % tokens.shape[1] - self.cache_length
+            if picked.min(initial=0) < 0:
+                raise ValueError(f"positions {positions} are already in the cache ({self.cache_length} tokens)")
 
-    def _step(self, graph: Model, new: np.ndarray, past: int, cache_index: np.ndarray, caches) -> list[Buffer]:
+        group = self.n_rows // self.audio.n_audio
+        shared_prompt = (
+            self.cache_length == 0 and group > 1 and np.array_equal(new, np.repeat(new[::group], group, axis=0))
+        )
+        if shared_prompt:
+            # The rows of a group (beams, best-of samples) start from one prompt:
+            # run it once per audio, and let every row continue that cache row.
+            new = new[::group]
+            self.cache_index = np.arange(len(new), dtype=np.int64)
+        outputs = self._step(self.model.decoder, new, self.cache_length, picked, self.cache_index, self.caches)
+        self.fed_tokens = np.concatenate([self.fed_tokens[self.cache_index], new], axis=1)
+        self.last_fed = n_new
+        self.caches = outputs[1:]
+        self.cache_length += n_new
+        logits = outputs[0].to_numpy()
+        if shared_prompt:
+            self.cache_index = np.repeat(self.cache_index, group)
+            return logits[self.cache_index]
+        self.cache_index = np.arange(self.n_rows, dtype=np.int64)
+        return logits
+
+    def _step(self, graph: Model, new, past: int, picked, cache_index, caches) -> list[Buffer]:
         positions = np.arange(past, past + new.shape[1], dtype=np.int64)
         return graph.execute(
             Buffer.from_numpy(np.ascontiguousarray(new)),
             Buffer.from_numpy(positions),
+            Buffer.from_numpy(np.ascontiguousarray(picked, dtype=np.int64)),
             Buffer.from_numpy(cache_index),
             *caches,
             *self.audio.cross_kv,
@@ -95,8 +119,9 @@ class Inference:
         if self.audio.n_audio != self.n_rows:
             raise ValueError("cross-attention weights need one token row per audio (n_group=1)")
         empty = Inference(self.model, self.audio)
+        picked = np.arange(self.fed_tokens.shape[1], dtype=np.int64)
         outputs = self._step(
-            self.model.alignment_decoder, self.fed_tokens, 0, empty.cache_index, empty.caches
+            self.model.alignment_decoder, self.fed_tokens, 0, picked, empty.cache_index, empty.caches
         )
         n_layer = self.model.dims.n_text_layer
         return [w.to_numpy()[:, :, -self.last_fed :] for w in outputs[1 + 2 * n_layer :]]
