@@ -76,9 +76,9 @@ def profile(model, path: str, options: dict) -> dict:
         inference = new_inference(self, audio, n_group)
         logits = inference.logits
 
-        def logits_timed(tokens):
+        def logits_timed(tokens, *args, **kwargs):
             rows.append(len(tokens))
-            return logits(tokens)
+            return logits(tokens, *args, **kwargs)
 
         inference.logits = timers["logits"].wrap(logits_timed)
         return inference
