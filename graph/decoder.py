@@ -8,25 +8,27 @@ symbolic). Inputs:
                                    logits: a prompt of hundreds of tokens needs
                                    them at its last one only, and the vocabulary
                                    projection costs 40 MFLOP per token
-  cache_index [batch] int64        which cache row each token row continues
-                                   (identity for greedy; beam search reorders; the
-                                   beams of a window start from one prompt row)
-  per layer:  self-attention key and value cache [cache_batch, n_head, past, d_head]
+  slots       [batch] int64        the cache row each token row stores its keys
+                                   and values in
+  lineage     [batch, past + new]  the cache row holding each position of a
+              int64                token row's history: beams point at the rows
+                                   of their common prefix, so beam search
+                                   reorders this small table, never the cache
+  per layer:  self-attention key and value cache [cache_rows, n_head, n_text_ctx,
+              d_head], buffers updated in place (kernels/kv_cache.mojo)
   per layer:  cross-attention key and value [audio_batch, n_head, n_audio_ctx, d_head]
               (batch is a multiple of audio_batch: consecutive token rows share
               one audio, as the beams of one window do)
-Outputs: logits [batch, n_picked, n_vocab], then the grown caches
-[batch, n_head, past + new, d_head] per layer (keys, values alternating).
-With cross_attention_weights=True (a separate graph, used for word
-timestamps) the softmax weights of every cross-attention layer
-[batch, n_head, new, n_audio_ctx] follow.
+Outputs: logits [batch, n_picked, n_vocab]. With cross_attention_weights=True
+(a separate graph, used for word timestamps) the softmax weights of every
+cross-attention layer [batch, n_head, new, n_audio_ctx] follow.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from max.dtype import DType
-from max.graph import DeviceRef, Graph, TensorType, TensorValue, ops
+from max.graph import BufferType, BufferValue, DeviceRef, Graph, TensorType, TensorValue, ops
 
 from maxwhisper_kernels import custom_ops
 from maxwhisper_kernels.build import kernel_library
@@ -36,13 +38,18 @@ from .layers import Weights, add_layer_norm, head_scale, linear, merge_heads, ml
 
 
 def cached_self_attention(
-    h: TensorValue, k_cache: TensorValue, v_cache: TensorValue, w: Weights, name: str, d: int, n_head: int
+    h: TensorValue,
+    cache: tuple[BufferValue, BufferValue],
+    slots: TensorValue,
+    lineage: TensorValue,
+    w: Weights,
+    name: str,
+    d: int,
+    n_head: int,
 ):
-    q, k, v = ops.split(linear(h, w, f"{name}.qkv", d, 3 * d), [d, d, d], axis=-1)
-    k_all = ops.concat([k_cache, split_heads(k, n_head)], axis=2)
-    v_all = ops.concat([v_cache, split_heads(v, n_head)], axis=2)
-    out = custom_ops.attention(split_heads(q, n_head), k_all, v_all, head_scale(d, n_head), causal=True)
-    return linear(merge_heads(out), w, f"{name}.out", d, d), k_all, v_all
+    q, k, v = (split_heads(x, n_head) for x in ops.split(linear(h, w, f"{name}.qkv", d, 3 * d), [d, d, d], axis=-1))
+    out = custom_ops.cached_attention(q, k, v, *cache, slots, lineage, head_scale(d, n_head))
+    return linear(merge_heads(out), w, f"{name}.out", d, d)
 
 
 def cross_attention(h: TensorValue, k: TensorValue, v: TensorValue, w: Weights, name: str, d: int, n_head: int):
@@ -69,33 +76,34 @@ def build_decoder_step(
     d, n_head, n_layer = dims.n_text_state, dims.n_text_head, dims.n_text_layer
     d_head = d // n_head
     w = Weights(device, matrix_dtype)
-    cache = TensorType(DType.float32, ["cache_batch", n_head, "past", d_head], device)
+    cache = BufferType(DType.float32, ["cache_rows", n_head, dims.n_text_ctx, d_head], device)
     audio_kv = TensorType(DType.float32, ["audio_batch", n_head, dims.n_audio_ctx, d_head], device)
     input_types = [
         TensorType(DType.int64, ["batch", "new"], device),
         TensorType(DType.int64, ["new"], device),
         TensorType(DType.int64, ["n_picked"], device),
         TensorType(DType.int64, ["batch"], device),
+        TensorType(DType.int64, ["batch", "total"], device),
         *[cache] * (2 * n_layer),
         *[audio_kv] * (2 * n_layer),
     ]
     name = "whisper_decoder_alignment" if cross_attention_weights else "whisper_decoder_step"
     graph = Graph(name, input_types=input_types, custom_extensions=[kernel_library()])
     with graph:
-        tokens, positions, picked, cache_index, *rest = (value.tensor for value in graph.inputs)
-        caches, audio = rest[: 2 * n_layer], rest[2 * n_layer :]
+        tokens, positions, picked, slots, lineage = (value.tensor for value in graph.inputs[:5])
+        caches = [value.buffer for value in graph.inputs[5 : 5 + 2 * n_layer]]
+        audio = [value.tensor for value in graph.inputs[5 + 2 * n_layer :]]
 
         embedding = w("decoder.token_embedding.weight", dims.n_vocab, d, dtype=matrix_dtype)
         x = ops.cast(ops.gather(embedding, tokens, axis=0), DType.float32)
         x = x + ops.gather(w("decoder.positional_embedding", dims.n_text_ctx, d), positions, axis=0)
 
-        new_caches, cross_weights = [], []
+        cross_weights = []
         h = custom_ops.layer_norm(x, w("decoder.blocks.0.attn_ln.weight", d), w("decoder.blocks.0.attn_ln.bias", d))
         for i in range(n_layer):
             block = f"decoder.blocks.{i}"
-            k_cache, v_cache = (ops.gather(c, cache_index, axis=0) for c in caches[2 * i : 2 * i + 2])
-            out, k_all, v_all = cached_self_attention(h, k_cache, v_cache, w, f"{block}.attn", d, n_head)
-            new_caches += [k_all, v_all]
+            layer_cache = (caches[2 * i], caches[2 * i + 1])
+            out = cached_self_attention(h, layer_cache, slots, lineage, w, f"{block}.attn", d, n_head)
             h, x = add_layer_norm(x, out, w, f"{block}.cross_attn_ln", d)
             out, q = cross_attention(h, audio[2 * i], audio[2 * i + 1], w, f"{block}.cross_attn", d, n_head)
             if cross_attention_weights:
@@ -106,5 +114,5 @@ def build_decoder_step(
         # The output projection is tied to the token embedding.
         h = ops.gather(h, picked, axis=1)
         logits = custom_ops.linear(h, embedding, ops.constant(np.zeros(dims.n_vocab, np.float32), DType.float32, device))
-        graph.output(logits, *new_caches, *cross_weights)
+        graph.output(logits, *cross_weights)
     return graph

@@ -8,7 +8,7 @@ build on these. A graph using them needs `custom_extensions=[kernel_library()]`.
 from __future__ import annotations
 
 from max.dtype import DType
-from max.graph import TensorType, TensorValue, ops
+from max.graph import BufferValue, TensorType, TensorValue, ops
 
 LAYER_NORM_EPS = 1e-5
 
@@ -70,6 +70,29 @@ def attention(
         values=[q, k, v, scale],
         out_types=[TensorType(q.dtype, q.shape, q.device)],
         parameters={"causal": bool(causal)},
+    )[0].tensor
+
+
+def cached_attention(
+    q: TensorValue,
+    k: TensorValue,
+    v: TensorValue,
+    k_cache: BufferValue,
+    v_cache: BufferValue,
+    slots: TensorValue,
+    lineage: TensorValue,
+    scale: float,
+) -> TensorValue:
+    """Causal attention of q [B, H, T, D] over a cache [R, H, ctx, D] kept
+    in place: stores k and v [B, H, T, D] in cache row slots[b] [B], then
+    reads row b's key and value at position t from cache row lineage[b, t]
+    ([B, past + T]); see kernels/kv_cache.mojo."""
+    scale_value = ops.constant([float(scale)], DType.float32, q.device)
+    return ops.inplace_custom(
+        name="cached_attention",
+        device=q.device,
+        values=[q, k, v, k_cache, v_cache, slots, lineage, scale_value],
+        out_types=[TensorType(q.dtype, q.shape, q.device)],
     )[0].tensor
 
 

@@ -38,27 +38,35 @@ class AudioFeatures:
 
 
 class Inference:
-    """Decoding state of one batch of windows: the self-attention KV cache
-    grows inside the step graph's outputs and is fed back, never copied out."""
+    """Decoding state of one batch of windows. The self-attention keys and
+    values live in cache buffers that the step graph fills in place; each
+    token row's history is a lineage table naming, per position, the cache
+    row that holds it, so beam search reorders that table, not the cache."""
 
     def __init__(self, model: Whisper, audio: AudioFeatures, n_group: int = 1):
         self.model = model
         self.audio = audio
         self.n_rows = audio.n_audio * n_group
+        self.caches: list[Buffer] | None = None
         self.cleanup_caching()
 
     def cleanup_caching(self) -> None:
-        dims = self.model.dims
-        empty = np.zeros((self.n_rows, dims.n_text_head, 0, dims.n_text_state // dims.n_text_head), np.float32)
-        self.caches = [Buffer.from_numpy(empty) for _ in range(2 * dims.n_text_layer)]
+        self.caches = None  # allocated by the next logits() call
         self.cache_length = 0
-        self.cache_index = np.arange(self.n_rows, dtype=np.int64)
-        self.fed_tokens = np.zeros((self.n_rows, 0), np.int64)  # one row per cache row
+        self.lineage = np.zeros((self.n_rows, self.model.dims.n_text_ctx), np.int64)
+        self.fed_tokens = np.zeros((self.n_rows, 0), np.int64)
         self.last_fed = 0
 
+    def _new_caches(self) -> list[Buffer]:
+        dims = self.model.dims
+        shape = (self.n_rows, dims.n_text_head, dims.n_text_ctx, dims.n_text_state // dims.n_text_head)
+        # Never read before written (the lineage only names stored positions).
+        return [Buffer(DType.float32, shape, CPU()) for _ in range(2 * dims.n_text_layer)]
+
     def rearrange_kv_cache(self, source_indices) -> None:
-        # Applied lazily by the next step graph (a gather on the cache rows).
-        self.cache_index = self.cache_index[np.asarray(source_indices, dtype=np.int64)]
+        source_indices = np.asarray(source_indices, dtype=np.int64)
+        self.lineage = self.lineage[source_indices]
+        self.fed_tokens = self.fed_tokens[source_indices]
 
     def logits(self, tokens: np.ndarray, positions=None) -> np.ndarray:
         """Logits [rows, len(positions), n_vocab] at the given positions of
@@ -70,43 +78,40 @@ class Inference:
             raise ValueError(f"expected {self.n_rows} token rows, got {tokens.shape[0]}")
         if tokens.shape[1] > self.model.dims.n_text_ctx:
             raise ValueError(f"{tokens.shape[1]} tokens exceed the text context of {self.model.dims.n_text_ctx}")
-        new = tokens[:, self.cache_length :]
-        n_new = new.shape[1]
+        past, total = self.cache_length, tokens.shape[1]
+        new = tokens[:, past:]
         if positions is None:
-            picked = np.arange(n_new, dtype=np.int64)
+            picked = np.arange(total - past, dtype=np.int64)
         else:
-            picked = np.asarray(positions, dtype=np.int64) % tokens.shape[1] - self.cache_length
+            picked = np.asarray(positions, dtype=np.int64) % total - past
             if picked.min(initial=0) < 0:
-                raise ValueError(f"positions {positions} are already in the cache ({self.cache_length} tokens)")
+                raise ValueError(f"positions {positions} are already in the cache ({past} tokens)")
+        if self.caches is None:
+            self.caches = self._new_caches()
 
         group = self.n_rows // self.audio.n_audio
-        shared_prompt = (
-            self.cache_length == 0 and group > 1 and np.array_equal(new, np.repeat(new[::group], group, axis=0))
-        )
-        if shared_prompt:
-            # The rows of a group (beams, best-of samples) start from one prompt:
-            # run it once per audio, and let every row continue that cache row.
-            new = new[::group]
-            self.cache_index = np.arange(len(new), dtype=np.int64)
-        outputs = self._step(self.model.decoder, new, self.cache_length, picked, self.cache_index, self.caches)
-        self.fed_tokens = np.concatenate([self.fed_tokens[self.cache_index], new], axis=1)
-        self.last_fed = n_new
-        self.caches = outputs[1:]
-        self.cache_length += n_new
-        logits = outputs[0].to_numpy()
-        if shared_prompt:
-            self.cache_index = np.repeat(self.cache_index, group)
-            return logits[self.cache_index]
-        self.cache_index = np.arange(self.n_rows, dtype=np.int64)
-        return logits
+        fed = new
+        slots = np.arange(self.n_rows, dtype=np.int64)
+        if past == 0 and group > 1 and np.array_equal(new, np.repeat(new[::group], group, axis=0)):
+            # The rows of a group (beams, best-of samples) start from one
+            # prompt: run it once per audio, into the group's first row.
+            fed, slots = new[::group], slots[::group]
+        self.lineage[:, past:total] = np.repeat(slots, self.n_rows // len(slots))[:, None]
+        (logits,) = self._step(self.model.decoder, fed, past, picked, slots, self.lineage[slots, :total], self.caches)
+        self.fed_tokens = np.concatenate([self.fed_tokens, new], axis=1)
+        self.last_fed = total - past
+        self.cache_length = total
+        logits = logits.to_numpy()
+        return np.repeat(logits, self.n_rows // len(slots), axis=0) if len(slots) < self.n_rows else logits
 
-    def _step(self, graph: Model, new, past: int, picked, cache_index, caches) -> list[Buffer]:
-        positions = np.arange(past, past + new.shape[1], dtype=np.int64)
+    def _step(self, graph: Model, fed, past: int, picked, slots, lineage, caches) -> list[Buffer]:
+        positions = np.arange(past, past + fed.shape[1], dtype=np.int64)
         return graph.execute(
-            Buffer.from_numpy(np.ascontiguousarray(new)),
+            Buffer.from_numpy(np.ascontiguousarray(fed)),
             Buffer.from_numpy(positions),
             Buffer.from_numpy(np.ascontiguousarray(picked, dtype=np.int64)),
-            Buffer.from_numpy(cache_index),
+            Buffer.from_numpy(np.ascontiguousarray(slots)),
+            Buffer.from_numpy(np.ascontiguousarray(lineage)),
             *caches,
             *self.audio.cross_kv,
         )
@@ -118,13 +123,14 @@ class Inference:
         the tokens fed so far run once more through the alignment graph."""
         if self.audio.n_audio != self.n_rows:
             raise ValueError("cross-attention weights need one token row per audio (n_group=1)")
-        empty = Inference(self.model, self.audio)
-        picked = np.arange(self.fed_tokens.shape[1], dtype=np.int64)
+        n_tokens = self.fed_tokens.shape[1]
+        rows = np.arange(self.n_rows, dtype=np.int64)
+        lineage = np.repeat(rows[:, None], n_tokens, axis=1)
+        picked = np.arange(n_tokens, dtype=np.int64)
         outputs = self._step(
-            self.model.alignment_decoder, self.fed_tokens, 0, picked, empty.cache_index, empty.caches
+            self.model.alignment_decoder, self.fed_tokens, 0, picked, rows, lineage, self._new_caches()
         )
-        n_layer = self.model.dims.n_text_layer
-        return [w.to_numpy()[:, :, -self.last_fed :] for w in outputs[1 + 2 * n_layer :]]
+        return [w.to_numpy()[:, :, -self.last_fed :] for w in outputs[1:]]
 
 
 class Whisper:

@@ -17,7 +17,7 @@ import numpy as np
 from max.driver import CPU, Buffer
 from max.dtype import DType
 from max.engine import InferenceSession, Model
-from max.graph import DeviceRef, Graph, TensorType
+from max.graph import BufferType, DeviceRef, Graph, TensorType
 
 from . import custom_ops
 from .build import kernel_library
@@ -149,6 +149,66 @@ def attention(
 
 def _attention_body(q, k, v, scale, *, causal):
     return custom_ops.attention(q, k, v, scale, causal)
+
+
+def cached_attention(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    k_cache: np.ndarray,
+    v_cache: np.ndarray,
+    slots: np.ndarray,
+    lineage: np.ndarray,
+    scale: float | None = None,
+) -> np.ndarray:
+    """Causal attention of q [B, H, T, D] over a key/value cache [R, H, ctx, D]
+    that the op updates in place (k_cache and v_cache, float32 C-contiguous,
+    are modified): k and v [B, H, T, D] are stored in cache row slots[b] at
+    positions past .. past + T - 1, then row b reads position t from cache row
+    lineage[b, t] ([B, past + T]). scale defaults to 1/sqrt(D)."""
+    q, k, v = (_float32(n, a, 4) for n, a in (("q", q), ("k", k), ("v", v)))
+    _same_shape(["q", "k", "v"], [q, k, v])
+    for name, cache in (("k_cache", k_cache), ("v_cache", v_cache)):
+        if cache.dtype != np.float32 or cache.ndim != 4 or not cache.flags.c_contiguous:
+            raise ValueError(f"{name} must be a C-contiguous float32 [R, H, ctx, D] array, updated in place")
+    _same_shape(["k_cache", "v_cache"], [k_cache, v_cache])
+    slots, lineage = np.asarray(slots, np.int64), np.asarray(lineage, np.int64)
+    if slots.shape != q.shape[:1] or lineage.ndim != 2 or lineage.shape[0] != q.shape[0]:
+        raise ValueError(f"slots {slots.shape} and lineage {lineage.shape} must have q's {q.shape[0]} rows")
+    if q.shape[1] != k_cache.shape[1] or q.shape[3] != k_cache.shape[3]:
+        raise ValueError(f"q {q.shape} and the cache {k_cache.shape} must agree in heads and head size")
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[3])
+    model = _compiled_cached_attention(float(scale))
+    caches = [Buffer.from_numpy(k_cache), Buffer.from_numpy(v_cache)]
+    inputs = [Buffer.from_numpy(np.ascontiguousarray(a)) for a in (q, k, v)]
+    out = model.execute(*inputs, *caches, Buffer.from_numpy(slots), Buffer.from_numpy(np.ascontiguousarray(lineage)))
+    # Buffer.from_numpy shares the arrays' memory: the caches were updated in place.
+    return out[0].to_numpy()
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_cached_attention(scale: float) -> Model:
+    device = DeviceRef.CPU()
+    rows = TensorType(DType.float32, ["b", "h", "t", "d"], device)
+    cache = BufferType(DType.float32, ["r", "h", "ctx", "d"], device)
+    input_types = [
+        rows,
+        rows,
+        rows,
+        cache,
+        cache,
+        TensorType(DType.int64, ["b"], device),
+        TensorType(DType.int64, ["b", "total"], device),
+    ]
+    graph = Graph("cached_attention", input_types=input_types, custom_extensions=[kernel_library()])
+    with graph:
+        q, k, v, k_cache, v_cache, slots, lineage = graph.inputs
+        out = custom_ops.cached_attention(
+            q.tensor, k.tensor, v.tensor, k_cache.buffer, v_cache.buffer, slots.tensor, lineage.tensor, scale
+        )
+        graph.output(out)
+    return session().load(graph)
 
 
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
