@@ -271,11 +271,10 @@ class ApplyTimestampRules(LogitFilter):
 
         # when the timestamps together are likelier than any single text token, take a
         # timestamp: their probability is spread over many tokens and would otherwise lose
-        logprobs = log_softmax(logits)
+        # (compared on logits: the softmax's normaliser is common to both sides)
         for k in range(tokens.shape[0]):
-            timestamp_logprob = logsumexp(logprobs[k, timestamp_begin:])
-            max_text_token_logprob = logprobs[k, :timestamp_begin].max()
-            if timestamp_logprob > max_text_token_logprob:
+            timestamp_logit = logsumexp(logits[k, timestamp_begin:])
+            if timestamp_logit > logits[k, :timestamp_begin].max():
                 logits[k, :timestamp_begin] = -np.inf
 
 
