@@ -17,7 +17,8 @@ class Weights:
     stored [d_in, d_out] (the encoder's large, compute-bound matmuls).
     A dtype: linear layers are the project's row-streaming `linear` op with
     weights stored [d_out, d_in] in that dtype (the decoder's few-row,
-    bandwidth-bound matmuls)."""
+    bandwidth-bound matmuls); int8 matrices come with a float32 scale per
+    row, `<name>.weight_scale`."""
 
     def __init__(self, device: DeviceRef, matrix_dtype: DType | None = None):
         self.device = device
@@ -34,7 +35,12 @@ def linear(x: TensorValue, w: Weights, name: str, d_in: int, d_out: int, bias: b
         return y + w(f"{name}.bias", d_out) if bias else y
     weight = w(f"{name}.weight", d_out, d_in, dtype=w.matrix_dtype)
     b = w(f"{name}.bias", d_out) if bias else ops.constant(np.zeros(d_out, np.float32), DType.float32, w.device)
-    return custom_ops.linear(x, weight, b)
+    return custom_ops.linear(x, weight, b, row_scale(w, name, d_out))
+
+
+def row_scale(w: Weights, name: str, d_out: int) -> TensorValue | None:
+    """The per-row scales of an int8 matrix (None for float matrices)."""
+    return w(f"{name}.weight_scale", d_out) if w.matrix_dtype == DType.int8 else None
 
 
 def layer_norm(x: TensorValue, w: Weights, name: str, d: int) -> TensorValue:

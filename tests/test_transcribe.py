@@ -77,3 +77,8 @@ def test_dev_set_word_error_rate(tiny_en):
         references.append(text)
         hypotheses.append(tiny_en.transcribe(str(SHARED_AUDIO / "dev" / name), beam_size=5)["text"])
     assert word_error_rate(references, hypotheses) < 0.2
+
+
+def test_int8_decoder_transcribes_jfk_to_the_reference(tiny_en_int8, jfk_audio):
+    result = tiny_en_int8.transcribe(jfk_audio)
+    assert normalize_text(result["text"]) == normalize_text(JFK_TEXT)

@@ -34,6 +34,7 @@ import common  # noqa: E402
 
 SYSTEMS = [  # (label, system, compute type)
     ("maxwhisper fp32", "maxwhisper", "float32"),
+    ("maxwhisper int8", "maxwhisper", "int8"),
     ("faster-whisper fp32", "faster-whisper", "float32"),
     ("faster-whisper int8", "faster-whisper", "int8"),
     ("openai-whisper fp32", "openai-whisper", "float32"),
@@ -493,7 +494,7 @@ def plot(report: dict, path: Path) -> None:
     configs = [c for c in CONFIGS if any(r["config"] == c for r in report["results"])]
     clip_names = [c["name"] for c in report["clips"]]
     labels = [label for label, _, _ in SYSTEMS]
-    colors = {"maxwhisper fp32": "#d62728", FW32: "#1f77b4", FW8: "#aec7e8", "openai-whisper fp32": "#7f7f7f"}
+    colors = {"maxwhisper fp32": "#d62728", "maxwhisper int8": "#ff9896", FW32: "#1f77b4", FW8: "#aec7e8", "openai-whisper fp32": "#7f7f7f"}
     fig, axes = plt.subplots(1, len(configs), figsize=(6 * len(configs), 4.5), squeeze=False)
     width = 0.8 / len(labels)
     for ax, config in zip(axes[0], configs):

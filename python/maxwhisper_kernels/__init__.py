@@ -10,11 +10,16 @@ from __future__ import annotations
 import os
 
 
-def load_model(name_or_path: str | os.PathLike = "tiny.en", device: str = "cpu", num_threads: int | None = None):
+def load_model(
+    name_or_path: str | os.PathLike = "tiny.en",
+    device: str = "cpu",
+    num_threads: int | None = None,
+    compute_type: str = "default",
+):
     """A Whisper model compiled for MAX; see maxwhisper_kernels.model.load_model."""
     from .model import load_model as _load_model
 
-    return _load_model(name_or_path, device=device, num_threads=num_threads)
+    return _load_model(name_or_path, device=device, num_threads=num_threads, compute_type=compute_type)
 
 
 def transcribe(audio, model="tiny.en", **options) -> dict:

@@ -225,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="number of threads used for CPU inference (0: the runtime's default)",
     )
     add(
+        "--compute_type",
+        default="default",
+        choices=["default", "float32", "float16", "int8"],
+        help="storage of the decoder's weight matrices: default is float16 when the checkpoint "
+        "is stored in float16 (exact), else float32; int8 is faster and not bit-exact",
+    )
+    add(
         "--batch_size",
         type=int,
         default=1,
@@ -264,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     threads: int | None = args.pop("threads")
     audio_paths: list[str] = args.pop("audio")
     batch_size: int = args.pop("batch_size")
+    compute_type: str = args.pop("compute_type")
     temperature = _temperatures(
         args.pop("temperature"), args.pop("temperature_increment_on_fallback")
     )
@@ -285,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     model_path = os.path.join(model_dir, model_name) if model_dir else model_name
     try:
-        options = {"device": device}
+        options = {"device": device, "compute_type": compute_type}
         if threads:
             options["num_threads"] = threads  # for MAX's InferenceSession
         model = load_model(model_path, **options)

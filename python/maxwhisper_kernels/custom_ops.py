@@ -7,6 +7,7 @@ build on these. A graph using them needs `custom_extensions=[kernel_library()]`.
 
 from __future__ import annotations
 
+import numpy as np
 from max.dtype import DType
 from max.graph import BufferValue, TensorType, TensorValue, ops
 
@@ -96,14 +97,17 @@ def cached_attention(
     )[0].tensor
 
 
-def linear(x: TensorValue, weight: TensorValue, bias: TensorValue) -> TensorValue:
-    """x @ weight^T + bias with weight [N, K] in float32 or float16 (PyTorch's
-    layout), for the few-row matmuls of a decoder step; x has any rank."""
+def linear(x: TensorValue, weight: TensorValue, bias: TensorValue, scale: TensorValue | None = None) -> TensorValue:
+    """x @ weight^T * scale + bias with weight [N, K] in float32, float16 or
+    int8 (PyTorch's layout; int8 with one float32 scale per row [N]), for the
+    few-row matmuls of a decoder step; x has any rank."""
     rows = _rows(x)
+    if scale is None:
+        scale = ops.constant(np.zeros(0, np.float32), DType.float32, x.device)
     y = ops.custom(
         name="linear",
         device=x.device,
-        values=[rows, weight, bias],
+        values=[rows, weight, bias, scale],
         out_types=[TensorType(DType.float32, [rows.shape[0], weight.shape[0]], x.device)],
     )[0].tensor
     return ops.reshape(y, [*x.shape[:-1], weight.shape[0]])

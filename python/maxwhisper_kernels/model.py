@@ -136,18 +136,17 @@ class Inference:
 class Whisper:
     """A loaded checkpoint with its encoder and decoder compiled for MAX."""
 
-    def __init__(self, checkpoint: Checkpoint, session: InferenceSession | None = None):
+    def __init__(
+        self, checkpoint: Checkpoint, session: InferenceSession | None = None, compute_type: str = "default"
+    ):
         self.checkpoint = checkpoint
         self.dims = checkpoint.dims
         device = DeviceRef.CPU()
         self.session = session or InferenceSession(devices=[CPU()])
         self.load_seconds: dict[str, float] = {}
         self.encoder = self._load("encoder", build_encoder(self.dims, device), encoder_parameters(checkpoint))
-        # Decoder steps are bound by reading weights: keep its matrices in
-        # float16 when that loses nothing (checkpoints stored in float16).
-        float16 = exact_in_float16(decoder_matrices(checkpoint))
-        self.matrix_dtype = DType.float16 if float16 else DType.float32
-        self._decoder_parameters = decoder_parameters(checkpoint, np.float16 if float16 else np.float32)
+        self.matrix_dtype = decoder_matrix_dtype(checkpoint, compute_type)
+        self._decoder_parameters = decoder_parameters(checkpoint, self.matrix_dtype.to_numpy())
         self.decoder = self._load("decoder", self._decoder_graph(), self._decoder_parameters)
         self._alignment_decoder: Model | None = None
         # Load the log-mel graph now, so the first transcription does not pay for it.
@@ -210,18 +209,43 @@ class Whisper:
         return transcribe(self, audio, **options)
 
 
+COMPUTE_TYPES = ("default", "float32", "float16", "int8")
+
+
+def check_compute_type(compute_type: str) -> None:
+    if compute_type not in COMPUTE_TYPES:
+        raise ValueError(f"unknown compute_type {compute_type!r}; choose one of {', '.join(COMPUTE_TYPES)}")
+
+
+def decoder_matrix_dtype(checkpoint: Checkpoint, compute_type: str) -> DType:
+    """The storage type of the decoder's weight matrices. Decoder steps are
+    bound by reading weights, so "default" keeps them in float16 when that
+    loses nothing (checkpoints stored in float16), else float32; "int8"
+    quantizes them per row (smaller and faster, not bit-exact)."""
+    check_compute_type(compute_type)
+    if compute_type == "default":
+        return DType.float16 if exact_in_float16(decoder_matrices(checkpoint)) else DType.float32
+    return {"float32": DType.float32, "float16": DType.float16, "int8": DType.int8}[compute_type]
+
+
 def load_model(
-    name_or_path: str | os.PathLike = "tiny.en", device: str = "cpu", num_threads: int | None = None
+    name_or_path: str | os.PathLike = "tiny.en",
+    device: str = "cpu",
+    num_threads: int | None = None,
+    compute_type: str = "default",
 ) -> Whisper:
     """Loads a checkpoint by model name (an installed weights package), a
     directory or a file, and compiles its graphs (once per machine: MAX keeps
     compiled graphs in its cache, so later processes start in seconds).
-    num_threads limits MAX's CPU worker threads (default: all cores)."""
+    num_threads limits MAX's CPU worker threads (default: all cores);
+    compute_type sets the decoder's weight matrices (decoder_matrix_dtype);
+    the encoder always computes in float32."""
     if device != "cpu":
         raise ValueError(f"device {device!r} is not supported yet: the kernels' GPU paths are not built")
+    check_compute_type(compute_type)
     checkpoint = load_checkpoint(name_or_path)
     print(
         f"maxwhisper: loading {checkpoint.source} (compiling graphs: a few minutes the first time)",
         file=sys.stderr,
     )
-    return Whisper(checkpoint, InferenceSession(devices=[CPU()], num_threads=num_threads))
+    return Whisper(checkpoint, InferenceSession(devices=[CPU()], num_threads=num_threads), compute_type)
