@@ -10,7 +10,7 @@ from pathlib import Path
 
 from harness import write_summary
 
-BENCHMARKS = ["bench_log_mel.py", "bench_layernorm.py", "bench_attention.py"]
+BENCHMARKS = ["bench_log_mel.py", "bench_layernorm.py", "bench_attention.py", "bench_linear.py", "bench_kv_cache.py"]
 
 
 def main(argv: list[str]) -> int:
