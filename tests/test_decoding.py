@@ -309,16 +309,18 @@ def test_greedy_decoder_picks_argmax_and_freezes_finished_rows():
 
 
 def test_greedy_decoder_samples_softmax_at_temperature_reproducibly():
-    probs = np.array([0.2, 0.3, 0.5])
-    logits = np.tile(np.log(probs) * 0.5, (6000, 1))  # softmax(logits / 0.5) = probs
+    probs = np.array([0.2, 0.3, 0.5, 0.0])  # the last token is masked (-inf)
+    with np.errstate(divide="ignore"):
+        logits = np.tile(np.log(probs) * 0.5, (6000, 1))  # softmax(logits / 0.5) = probs
 
     def sample(seed: int) -> np.ndarray:
         decoder = GreedyDecoder(temperature=0.5, eot=9, rng=np.random.default_rng(seed))
         tokens, _ = decoder.update(np.zeros((6000, 1), dtype=np.int64), logits, np.zeros(6000))
         return tokens[:, -1]
 
-    counts = np.bincount(sample(1), minlength=3) / 6000
+    counts = np.bincount(sample(1), minlength=4) / 6000
     np.testing.assert_allclose(counts, probs, atol=0.025)  # about 4 standard deviations
+    assert counts[3] == 0
     assert (sample(7) == sample(7)).all()
     assert (sample(7) != sample(8)).any()
 
