@@ -26,7 +26,6 @@ cross-attention layer [batch, n_head, new, n_audio_ctx] follow.
 
 from __future__ import annotations
 
-import numpy as np
 from max.dtype import DType
 from max.graph import BufferType, BufferValue, DeviceRef, Graph, TensorType, TensorValue, ops
 
@@ -117,7 +116,6 @@ def build_decoder_step(
             h, x = add_layer_norm(x, mlp(h, w, f"{block}.mlp", d), w, next_ln, d)
         # The output projection is tied to the token embedding.
         h = ops.gather(h, picked, axis=1)
-        no_bias = ops.constant(np.zeros(dims.n_vocab, np.float32), DType.float32, device)
-        logits = custom_ops.linear(h, embedding, no_bias, embedding_scale)
+        logits = custom_ops.linear(h, embedding, scale=embedding_scale)
         graph.output(logits, *cross_weights)
     return graph

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 from max.dtype import DType
 from max.graph import DeviceRef, TensorValue, Weight, ops
 
@@ -34,7 +33,7 @@ def linear(x: TensorValue, w: Weights, name: str, d_in: int, d_out: int, bias: b
         y = x @ w(f"{name}.weight", d_in, d_out)
         return y + w(f"{name}.bias", d_out) if bias else y
     weight = w(f"{name}.weight", d_out, d_in, dtype=w.matrix_dtype)
-    b = w(f"{name}.bias", d_out) if bias else ops.constant(np.zeros(d_out, np.float32), DType.float32, w.device)
+    b = w(f"{name}.bias", d_out) if bias else None
     return custom_ops.linear(x, weight, b, row_scale(w, name, d_out))
 
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import COMPUTE_TYPES
 from .audio import SAMPLE_RATE, AudioError, load_audio
 from .decoding import check_language_and_task
 from .timing import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS
@@ -227,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--compute_type",
         default="default",
-        choices=["default", "float32", "float16", "int8"],
+        choices=COMPUTE_TYPES,
         help="storage of the decoder's weight matrices: default is float16 when the checkpoint "
         "is stored in float16 (exact), else float32; int8 is faster and not bit-exact",
     )

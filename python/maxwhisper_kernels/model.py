@@ -15,6 +15,7 @@ from max.dtype import DType
 from max.engine import InferenceSession, Model
 from max.graph import DeviceRef
 
+from . import COMPUTE_TYPES
 from .audio import HOP_LENGTH
 from .graph import (
     build_decoder_step,
@@ -207,9 +208,6 @@ class Whisper:
         from .transcribe import transcribe
 
         return transcribe(self, audio, **options)
-
-
-COMPUTE_TYPES = ("default", "float32", "float16", "int8")
 
 
 def check_compute_type(compute_type: str) -> None:
