@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from .graph import (
     encoder_parameters,
     exact_in_float16,
 )
+from .graph_store import load_graph
 from .ops import log_mel_spectrogram
 from .weights import Checkpoint, load_checkpoint
 
@@ -140,24 +141,38 @@ class Whisper:
     def __init__(
         self, checkpoint: Checkpoint, session: InferenceSession | None = None, compute_type: str = "default"
     ):
-        self.checkpoint = checkpoint
+        # The graphs get their own rearranged copies of the tensors, so the
+        # model keeps the checkpoint's description without its arrays (about
+        # 100 MB less resident for tiny.en when the caller drops its copy).
+        self.checkpoint = replace(checkpoint, tensors={})
         self.dims = checkpoint.dims
         device = DeviceRef.CPU()
         self.session = session or InferenceSession(devices=[CPU()])
         self.load_seconds: dict[str, float] = {}
-        self.encoder = self._load("encoder", build_encoder(self.dims, device), encoder_parameters(checkpoint))
+        self.compiled_now: list[str] = []  # graphs this load had to compile
+        self.encoder = self._load(
+            "encoder", lambda: build_encoder(self.dims, device), "", encoder_parameters(checkpoint)
+        )
         self.matrix_dtype = decoder_matrix_dtype(checkpoint, compute_type)
         self._decoder_parameters = decoder_parameters(checkpoint, self.matrix_dtype.to_numpy())
-        self.decoder = self._load("decoder", self._decoder_graph(), self._decoder_parameters)
+        self.decoder = self._load("decoder", self._decoder_graph, "", self._decoder_parameters)
         self._alignment_decoder: Model | None = None
         # Load the log-mel graph now, so the first transcription does not pay for it.
         start = time.perf_counter()
         log_mel_spectrogram(np.zeros(HOP_LENGTH, np.float32), self.dims.n_mels)
         self.load_seconds["log_mel"] = time.perf_counter() - start
 
-    def _load(self, name: str, graph, parameters: dict[str, np.ndarray]) -> Model:
+    def _load(self, name: str, build, flags: str, parameters: dict[str, np.ndarray]) -> Model:
+        def build_announced():
+            # Said only when a compile really happens: a warm start is silent.
+            print(f"maxwhisper: compiling the {name} graph (a minute or two, once per machine)", file=sys.stderr)
+            return build()
+
         start = time.perf_counter()
-        model = self.session.load(graph, weights_registry=parameters)
+        description = f"{self.dims!r} matrices={getattr(self, 'matrix_dtype', None)} {flags}"
+        model, compiled_now = load_graph(self.session, f"whisper_{name}", description, build_announced, parameters)
+        if compiled_now:
+            self.compiled_now.append(name)
         self.load_seconds[name] = time.perf_counter() - start
         return model
 
@@ -166,8 +181,12 @@ class Whisper:
         """The decoder graph that also returns cross-attention weights, for
         word timestamps; compiled on first use."""
         if self._alignment_decoder is None:
-            graph = self._decoder_graph(cross_attention_weights=True)
-            self._alignment_decoder = self._load("alignment_decoder", graph, self._decoder_parameters)
+            self._alignment_decoder = self._load(
+                "alignment_decoder",
+                lambda: self._decoder_graph(cross_attention_weights=True),
+                "cross_attention_weights",
+                self._decoder_parameters,
+            )
         return self._alignment_decoder
 
     def _decoder_graph(self, cross_attention_weights: bool = False):
@@ -242,8 +261,4 @@ def load_model(
         raise ValueError(f"device {device!r} is not supported yet: the kernels' GPU paths are not built")
     check_compute_type(compute_type)
     checkpoint = load_checkpoint(name_or_path)
-    print(
-        f"maxwhisper: loading {checkpoint.source} (compiling graphs: a few minutes the first time)",
-        file=sys.stderr,
-    )
     return Whisper(checkpoint, InferenceSession(devices=[CPU()], num_threads=num_threads), compute_type)

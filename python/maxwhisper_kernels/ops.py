@@ -21,6 +21,7 @@ from max.graph import BufferType, DeviceRef, Graph, TensorType
 
 from . import custom_ops
 from .build import kernel_library
+from .graph_store import load_graph
 from .mel_filters import mel_filters
 
 log = logging.getLogger(__name__)
@@ -42,12 +43,16 @@ def _compiled(name: str, signature: tuple[tuple[DType, int], ...], body: Callabl
         TensorType(dtype, [f"in{i}_dim{d}" for d in range(rank)], device)
         for i, (dtype, rank) in enumerate(signature)
     ]
-    graph = Graph(name, input_types=input_types, custom_extensions=[kernel_library()])
-    with graph:
-        result = body(*(value.tensor for value in graph.inputs))
-        graph.output(*(result if isinstance(result, tuple) else (result,)))
-    log.info("compiling the %s graph (first use in this process)", name)
-    return session().load(graph)
+
+    def build() -> Graph:
+        graph = Graph(name, input_types=input_types, custom_extensions=[kernel_library()])
+        with graph:
+            result = body(*(value.tensor for value in graph.inputs))
+            graph.output(*(result if isinstance(result, tuple) else (result,)))
+        log.info("compiling the %s graph (not in the graph store yet)", name)
+        return graph
+
+    return load_graph(session(), name, repr(signature), build)[0]
 
 
 def _run(name: str, body: Callable[..., object], *arrays: np.ndarray) -> list[np.ndarray]:
@@ -201,14 +206,18 @@ def _compiled_cached_attention(scale: float) -> Model:
         TensorType(DType.int64, ["b"], device),
         TensorType(DType.int64, ["b", "total"], device),
     ]
-    graph = Graph("cached_attention", input_types=input_types, custom_extensions=[kernel_library()])
-    with graph:
-        q, k, v, k_cache, v_cache, slots, lineage = graph.inputs
-        out = custom_ops.cached_attention(
-            q.tensor, k.tensor, v.tensor, k_cache.buffer, v_cache.buffer, slots.tensor, lineage.tensor, scale
-        )
-        graph.output(out)
-    return session().load(graph)
+
+    def build() -> Graph:
+        graph = Graph("cached_attention", input_types=input_types, custom_extensions=[kernel_library()])
+        with graph:
+            q, k, v, k_cache, v_cache, slots, lineage = graph.inputs
+            out = custom_ops.cached_attention(
+                q.tensor, k.tensor, v.tensor, k_cache.buffer, v_cache.buffer, slots.tensor, lineage.tensor, scale
+            )
+            graph.output(out)
+        return graph
+
+    return load_graph(session(), "cached_attention", f"scale={scale!r}", build)[0]
 
 
 def linear(

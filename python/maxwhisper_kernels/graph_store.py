@@ -1,0 +1,123 @@
+"""Compiled graphs kept across processes as MEF files, so a warm start builds
+and compiles nothing.
+
+MAX caches compilations on disk itself, but a hit in that cache still costs
+the graph's construction in Python (the first custom op of a process makes
+MAX analyse the whole kernel library, about 2 s here) and the front half of
+the compile pipeline (about 2 s per Whisper graph on 2 cores). A compiled
+graph exported as a MEF file loads in about 0.1 s, with no graph built.
+
+A stored MEF is only valid for exactly what it was compiled from, so its key
+covers: the graph's name and the caller's description of it (model
+dimensions, weight dtypes, flags), the kernel library (its path holds the
+hash of the Mojo sources and compiler), the Python sources that build graphs,
+the MAX version and the CPU's instruction-set flags (a cache directory shared
+between an AVX-512 and an AVX2 machine must not hand one the other's code).
+Weights are not compiled in: they are bound when the model is initialised.
+
+`MAXWHISPER_GRAPH_CACHE` moves the store (default: maxwhisper/graphs under
+XDG_CACHE_HOME or ~/.cache); setting it to an empty string turns it off.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import platform
+import tempfile
+from collections.abc import Callable, Mapping
+from importlib import metadata
+from pathlib import Path
+
+from max.engine import InferenceSession, Model
+from max.graph import Graph
+
+from .build import kernel_library
+
+log = logging.getLogger(__name__)
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_GRAPH_DIR = _PACKAGE_DIR.parent.parent / "graph"
+
+
+def store_dir() -> Path | None:
+    configured = os.environ.get("MAXWHISPER_GRAPH_CACHE")
+    if configured is not None:
+        return Path(configured) if configured else None
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache_home) / "maxwhisper" / "graphs"
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return " ".join(sorted(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return platform.processor()
+
+
+@functools.lru_cache(maxsize=1)
+def _environment_digest() -> str:
+    """What every stored graph depends on besides its own description."""
+    digest = hashlib.sha256()
+    digest.update(str(kernel_library()).encode())
+    digest.update(metadata.version("max").encode())
+    digest.update(platform.machine().encode() + _cpu_flags().encode())
+    # Any edit to the code that builds graphs may change a graph, so all of
+    # it is in the key; sources that never build graphs cost only a rebuild.
+    for folder in (_PACKAGE_DIR, _GRAPH_DIR):
+        for path in sorted(folder.glob("*.py")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _key(name: str, description: str) -> str:
+    digest = hashlib.sha256(_environment_digest().encode())
+    digest.update(name.encode() + b"\0" + description.encode())
+    return f"{name}-{digest.hexdigest()[:20]}"
+
+
+def load_graph(
+    session: InferenceSession,
+    name: str,
+    description: str,
+    build: Callable[[], Graph],
+    weights: Mapping[str, object] | None = None,
+) -> tuple[Model, bool]:
+    """The model compiled from build(), taken from the store when it holds it.
+    description must name everything build() depends on that the sources do
+    not (dimensions, dtypes, flags). Returns (model, compiled_now)."""
+    folder = store_dir()
+    if folder is not None:
+        path = folder / f"{_key(name, description)}.mef"
+        if path.exists():
+            try:
+                compiled = session.compile(path)
+                return session.init(compiled, weights_registry=weights), False
+            except Exception as error:  # a truncated or stale file: compile anew
+                log.warning("ignoring unusable compiled graph %s: %s", path, error)
+                path.unlink(missing_ok=True)
+    compiled = session.compile(build())
+    if folder is not None:
+        _export(compiled, path)
+    return session.init(compiled, weights_registry=weights), True
+
+
+def _export(compiled, path: Path) -> None:
+    # Written beside its final name and renamed, so a process starting at the
+    # same time never reads half a file.
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, staging = tempfile.mkstemp(prefix=".staging-", suffix=".mef", dir=path.parent)
+        os.close(handle)
+        try:
+            compiled.export_mef(staging)
+            os.replace(staging, path)
+        finally:
+            Path(staging).unlink(missing_ok=True)
+    except OSError as error:  # a read-only cache only costs the next start time
+        log.warning("could not store the compiled graph in %s: %s", path.parent, error)

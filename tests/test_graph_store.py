@@ -1,0 +1,86 @@
+"""The compiled-graph store: a graph compiled once is loaded from its MEF file
+afterwards, gives the same results as the graph it was exported from, and a
+damaged file is replaced rather than trusted."""
+
+import numpy as np
+import pytest
+from max.driver import Buffer
+from max.dtype import DType
+from max.graph import DeviceRef, Graph, TensorType, ops
+
+from maxwhisper_kernels import graph_store
+from maxwhisper_kernels.ops import session
+
+
+def _affine_graph(calls: list[int]):
+    def build() -> Graph:
+        calls.append(1)
+        x_type = TensorType(DType.float32, ["n"], DeviceRef.CPU())
+        with Graph("store_test_affine", input_types=[x_type]) as graph:
+            (x,) = graph.inputs
+            graph.output(ops.mul(x.tensor, 3.0) + 1.0)
+        return graph
+
+    return build
+
+
+def _run(model, x: np.ndarray) -> np.ndarray:
+    return model.execute(Buffer.from_numpy(x))[0].to_numpy()
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAXWHISPER_GRAPH_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def test_second_load_builds_nothing_and_agrees(store):
+    calls: list[int] = []
+    x = np.arange(7, dtype=np.float32)
+    first, compiled_first = graph_store.load_graph(session(), "affine", "v1", _affine_graph(calls))
+    second, compiled_second = graph_store.load_graph(session(), "affine", "v1", _affine_graph(calls))
+    assert (compiled_first, compiled_second) == (True, False)
+    assert calls == [1]  # the second load never built the graph
+    assert len(list(store.glob("affine-*.mef"))) == 1
+    np.testing.assert_array_equal(_run(second, x), 3 * x + 1)
+    np.testing.assert_array_equal(_run(first, x), _run(second, x))
+
+
+def test_description_is_part_of_the_key(store):
+    calls: list[int] = []
+    graph_store.load_graph(session(), "affine", "v1", _affine_graph(calls))
+    graph_store.load_graph(session(), "affine", "v2", _affine_graph(calls))
+    assert calls == [1, 1]
+    assert len(list(store.glob("affine-*.mef"))) == 2
+
+
+def test_damaged_file_is_compiled_again(store):
+    calls: list[int] = []
+    graph_store.load_graph(session(), "affine", "v1", _affine_graph(calls))
+    (path,) = store.glob("affine-*.mef")
+    path.write_bytes(path.read_bytes()[:100])
+    model, compiled_now = graph_store.load_graph(session(), "affine", "v1", _affine_graph(calls))
+    assert compiled_now and calls == [1, 1]
+    x = np.linspace(-1, 1, 5, dtype=np.float32)
+    np.testing.assert_array_equal(_run(model, x), 3 * x + 1)
+    assert path.stat().st_size > 100  # replaced by a whole file
+
+
+def test_empty_setting_turns_the_store_off(monkeypatch, tmp_path):
+    monkeypatch.setenv("MAXWHISPER_GRAPH_CACHE", "")
+    calls: list[int] = []
+    for _ in range(2):
+        assert graph_store.load_graph(session(), "affine", "v1", _affine_graph(calls))[1]
+    assert calls == [1, 1]
+
+
+def test_warm_model_load_compiles_nothing(tiny_en):
+    # tiny_en was loaded first, so every graph of the model is in the store now.
+    from maxwhisper_kernels.model import load_model
+
+    again = load_model("tiny.en")
+    assert again.compiled_now == []
+    mel = np.random.default_rng(0).standard_normal((1, 80, 3000)).astype(np.float32)
+    np.testing.assert_array_equal(
+        again.encode(mel).encoded.to_numpy(), tiny_en.encode(mel).encoded.to_numpy()
+    )
