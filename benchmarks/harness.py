@@ -149,8 +149,17 @@ def _cpu_facts() -> dict:
             facts[key] = value
         elif key == "flags" and "flags" not in facts:
             flags = set(value.split())
-            facts["flags"] = [f for f in ("avx2", "fma", "avx512f") if f in flags]
+            facts["flags"] = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni") if f in flags]
     return facts
+
+
+def isa_tag() -> str:
+    """The vector instruction set the kernels were compiled for here: results
+    of different sets are kept apart, since tiles are chosen per set."""
+    flags = _cpu_facts().get("flags", [])
+    if "avx512f" in flags:
+        return "avx512"
+    return "avx2" if "avx2" in flags else platform.machine()
 
 
 def _sgemm_gflops() -> float:
@@ -258,7 +267,7 @@ def run(
     target_s = 0.005 if args.quick else 0.05
 
     machine = machine_info()
-    print(f"{title}: {machine['cpu'].get('model name')}, {machine['cores']} cores, "
+    print(f"{title}: {machine['cpu'].get('model name')} [{isa_tag()}], {machine['cores']} cores, "
           f"BLAS {machine['blas']}, OPENBLAS_CORETYPE={machine['env']['OPENBLAS_CORETYPE']}, "
           f"load {machine['load_avg_start']:.2f}", file=sys.stderr)
     measured = []
@@ -266,11 +275,11 @@ def run(
         measured.append(measure(case, repeats, target_s))
         print(_table([measured[-1]]), file=sys.stderr)
     machine["load_avg_end"] = os.getloadavg()[0]
-    payload = {"kernel": kernel, "title": title, "machine": machine, "notes": list(notes),
+    payload = {"kernel": kernel, "isa": isa_tag(), "title": title, "machine": machine, "notes": list(notes),
                "settings": {"repeats": repeats, "quick": args.quick, "target_sample_s": target_s},
                "cases": measured}
     RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / f"{kernel}.json").write_text(json.dumps(payload, indent=1) + "\n")
+    (RESULTS_DIR / f"{kernel}-{isa_tag()}.json").write_text(json.dumps(payload, indent=1) + "\n")
     write_summary()
     return 0
 
@@ -313,7 +322,7 @@ def _section(payload: dict) -> str:
     shapes = "; ".join(f"{c['case']}: {c['shape']}" for c in payload["cases"])
     cpu = m["cpu"]
     header = [
-        f"## {payload['title']}",
+        f"## {payload['title']} [{payload.get('isa', '?')}]",
         "",
         f"{m['date']}, {cpu.get('model name')} (family {cpu.get('cpu family')} "
         f"model {cpu.get('model')}, {'/'.join(cpu.get('flags', []))}), {m['cores']} cores; "

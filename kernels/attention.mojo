@@ -36,20 +36,26 @@ from max.algorithm.backend.cpu.parallelize import parallelize
 from std.math import exp, ceildiv, iota
 from std.memory import Pointer
 from std.memory.alloc import unsafe_alloc
-from std.sys.info import simd_width_of
+from std.sys.info import CompilationTarget, simd_width_of
 from std.utils import StaticTuple
 
 comptime F32 = DType.float32
 comptime W = simd_width_of[F32]()
 comptime LOG_W = 4 if W == 16 else (3 if W == 8 else 2)
 comptime NEG = -Float32.MAX  # masked score: exp(NEG - m) is 0 for any real m
-# Tiled path. QV * KJ score accumulators and RG * (64 / W) output
-# accumulators stay within AVX-512's 32 vector registers.
+# Register blocking is chosen per instruction set at compile time: AVX-512
+# and NEON have 32 vector registers, AVX2 16. Tiled path: QV * KJ score
+# accumulators plus QV query vectors and one broadcast key, and RG rows x
+# PV_NC vectors of O accumulators plus PV_NC loaded V vectors, must stay in
+# registers; blocks sized for 32 spill on AVX2 (its attention ran at 0.67x
+# MAX's there while 1.16x on AVX-512).
+comptime VREGS = 32 if (CompilationTarget.has_avx512f() or CompilationTarget.has_neon()) else 16
 comptime QV = 2  # query vectors per block
 comptime BQ = QV * W  # query rows per work item
-comptime KJ = 12  # keys per score register tile
-comptime BK = 4 * KJ  # keys per tile: its scores, V rows and O stay in L1
+comptime KJ = 12 if VREGS == 32 else 6  # keys per score register tile
+comptime BK = 48  # keys per tile (a multiple of KJ): its scores, V rows and O stay in L1
 comptime RG = 4  # rows per O register tile
+comptime PV_NC = 4 if VREGS == 32 else 2  # O vectors per row in one register tile
 # Up to this many (query, key, d) products (about 20 us on one core here:
 # one token over 448 keys) one thread beats waking the parallel workers;
 # measured idle, one token over 1500 keys already ran faster on two.
@@ -107,11 +113,11 @@ def _pv[
     nk: Int,
     D: Int,
 ):
-    """_pv_chunk over all of D: four vectors at a time, then single ones."""
+    """_pv_chunk over all of D: PV_NC vectors at a time, then single ones."""
     var d0 = 0
-    while d0 + 4 * W <= D:
-        _pv_chunk[dtype, R, 4, W](acc_mem, p, key_stride, row_stride, corr, v, nk, D, d0)
-        d0 += 4 * W
+    while d0 + PV_NC * W <= D:
+        _pv_chunk[dtype, R, PV_NC, W](acc_mem, p, key_stride, row_stride, corr, v, nk, D, d0)
+        d0 += PV_NC * W
     while d0 + W <= D:
         _pv_chunk[dtype, R, 1, W](acc_mem, p, key_stride, row_stride, corr, v, nk, D, d0)
         d0 += W
