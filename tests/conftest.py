@@ -62,3 +62,26 @@ def long_form_result(tiny_en, long_clip):
         return results[mode]
 
     return result
+
+
+# --- maxwhisper-server (tests/test_server*.py) ---
+@pytest.fixture(scope="session")
+def server_url(tiny_en):
+    """One tiny.en server for the server tests, with an API key and a 2 MiB upload limit."""
+    from serving import SERVER_API_KEY, running_server
+
+    from maxwhisper_kernels.server import ServerConfig
+
+    config = ServerConfig(
+        model_name="tiny.en", api_key=SERVER_API_KEY, max_upload_bytes=2 * 1024 * 1024, max_batch=8
+    )
+    with running_server(tiny_en, config) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def openai_client(server_url):
+    from serving import SERVER_API_KEY
+
+    openai = pytest.importorskip("openai")
+    return openai.OpenAI(base_url=f"{server_url}/v1", api_key=SERVER_API_KEY, max_retries=0, timeout=120)

@@ -1,0 +1,168 @@
+"""The HTTP layer: routes that parse a request, hand its audio to the scheduler, and format
+the result. Nothing here touches the model directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .errors import APIError, error_response
+from .formats import FORMATTERS, sse_events
+from .metrics import Metrics
+from .page import PAGE
+from .request import parse_request
+from .scheduler import QueueFull, Scheduler, ShuttingDown
+
+log = logging.getLogger("maxwhisper.server")
+
+RETRY_AFTER_S = 1  # what a client told "queue full" should wait before trying again
+CREATED = 1_700_000_000  # a fixed "created" for /v1/models: the checkpoints carry no date
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    model_name: str
+    api_key: str | None = None
+    max_upload_bytes: int = 25 * 1024 * 1024
+    max_batch: int = 8
+    max_queue: int = 64
+
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        # whisper-1 is the name OpenAI's examples use; it means this server's model
+        return (self.model_name, "whisper-1")
+
+
+def create_app(model, config: ServerConfig) -> FastAPI:
+    metrics = Metrics()
+    scheduler_box: dict[str, Scheduler] = {}
+
+    async def lifespan(app: FastAPI):
+        scheduler_box["s"] = Scheduler(model, config.max_batch, config.max_queue, metrics)
+        yield
+        # uvicorn has already stopped accepting and let in-flight requests finish
+        await asyncio.to_thread(scheduler_box["s"].close)
+
+    app = FastAPI(title="maxwhisper-server", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, error: APIError):
+        return error_response(error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException):
+        return error_response(APIError(error.status_code, str(error.detail)))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, error: RequestValidationError):
+        return error_response(APIError(422, "the request's fields are not valid"))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception):
+        log.exception("unexpected error on %s", request.url.path)
+        return error_response(
+            APIError(500, "internal server error", type="server_error", retry=True)
+        )
+
+    @app.middleware("http")
+    async def _authorize(request: Request, call_next):
+        if config.api_key is not None and request.url.path.startswith("/v1/"):
+            sent = request.headers.get("authorization", "")
+            expected = f"Bearer {config.api_key}"
+            if not hmac.compare_digest(sent.encode(), expected.encode()):
+                return error_response(
+                    APIError(401, "missing or wrong API key", code="invalid_api_key")
+                )
+        return await call_next(request)
+
+    async def _transcription(request: Request, task: str) -> Response:
+        metrics.add_in_progress(1)
+        try:
+            return await _answer(request, task)
+        finally:
+            metrics.add_in_progress(-1)
+
+    async def _answer(request: Request, task: str) -> Response:
+        endpoint = task
+        started = time.monotonic()
+        try:
+            parsed = await parse_request(
+                request,
+                task,
+                config.model_ids,
+                config.max_upload_bytes,
+                model.is_multilingual,
+            )
+            try:
+                future = scheduler_box["s"].submit(parsed.audio, parsed.transcribe_options())
+            except QueueFull:
+                raise APIError(
+                    429,
+                    "the server is busy: too many queued requests",
+                    type="rate_limit_error",
+                    retry=True,
+                    headers={"Retry-After": str(RETRY_AFTER_S)},
+                ) from None
+            except ShuttingDown:
+                raise APIError(503, "the server is shutting down", type="server_error",
+                               retry=True) from None
+            result = await _wait(request, future)
+        except APIError as error:
+            metrics.count_request(endpoint, error.status)
+            raise
+        metrics.count_request(endpoint, 200)
+        metrics.observe_transcription(parsed.duration, time.monotonic() - started)
+        if parsed.stream:
+            return StreamingResponse(iter(sse_events(result)), media_type="text/event-stream")
+        return FORMATTERS[parsed.response_format](result, parsed)
+
+    async def _wait(request: Request, future):
+        """The result, or the job cancelled when the client goes away while it is queued."""
+        waiting = asyncio.wrap_future(future)
+        while True:
+            done, _ = await asyncio.wait({waiting}, timeout=0.5)
+            if done:
+                return waiting.result()
+            if await request.is_disconnected():
+                future.cancel()
+                raise APIError(499, "the client closed the request")
+
+    @app.post("/v1/audio/transcriptions")
+    async def transcriptions(request: Request) -> Response:
+        return await _transcription(request, "transcribe")
+
+    @app.post("/v1/audio/translations")
+    async def translations(request: Request) -> Response:
+        return await _transcription(request, "translate")
+
+    @app.get("/v1/models")
+    async def models() -> JSONResponse:
+        data = [
+            {"id": name, "object": "model", "created": CREATED, "owned_by": "maxwhisper"}
+            for name in config.model_ids
+        ]
+        return JSONResponse({"object": "list", "data": data})
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        return JSONResponse({"status": "ok", "model": config.model_name})
+
+    @app.get("/metrics")
+    async def metrics_text() -> PlainTextResponse:
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/")
+    async def page() -> HTMLResponse:
+        return HTMLResponse(PAGE)
+
+    return app
