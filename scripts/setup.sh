@@ -34,4 +34,12 @@ if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[t
     echo "error: pip install failed (log above, also in .venv/pip-install.log)" >&2
     exit 1
 fi
+# Silero VAD's weights: the silero-vad package declares torch, which reading its ONNX file
+# does not need, so it is installed without its dependencies.
+if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps "silero-vad==6.2.3" \
+    >>.venv/pip-install.log 2>&1; then
+    tail -20 .venv/pip-install.log >&2
+    echo "error: pip install --no-deps silero-vad failed" >&2
+    exit 1
+fi
 .venv/bin/python -m maxwhisper_kernels.build

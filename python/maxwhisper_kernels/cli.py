@@ -236,8 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch_size",
         type=int,
         default=1,
-        help="number of files transcribed together, their windows encoded and decoded as one "
-        "batch",
+        help="with several files: number of files transcribed together, their windows encoded "
+        "and decoded as one batch; with one file and N > 1: the batched pipeline (Silero VAD, "
+        "speech packed into <= 30 s windows, N windows decoded at once, no previous-text prompt)",
     )
     add(
         "--clip_timestamps",
@@ -307,15 +308,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     writer = get_writer(output_format, output_dir)
     options = dict(args, temperature=temperature)
     failed = False
+    pipeline_batch = batch_size if len(audio_paths) == 1 and batch_size > 1 else None
     for start in range(0, len(audio_paths), batch_size):
         batch = audio_paths[start : start + batch_size]
-        failed |= not _transcribe_files(model, batch, writer, writer_args, options)
+        failed |= not _transcribe_files(model, batch, writer, writer_args, options, pipeline_batch)
     return 1 if failed else 0
 
 
-def _transcribe_files(model, paths: list[str], writer, writer_args: dict, options: dict) -> bool:
-    """Transcribes the files as one batch, writes their transcripts and reports the real-time
-    factor; False when any of them failed."""
+def _transcribe_files(
+    model, paths: list[str], writer, writer_args: dict, options: dict, pipeline_batch: int | None = None
+) -> bool:
+    """Transcribes the files as one batch (or one file by the batched pipeline, pipeline_batch
+    windows at a time), writes their transcripts and reports the real-time factor; False when
+    any of them failed."""
     started = time.perf_counter()
     ok = True
     loaded: list[tuple[str, np.ndarray]] = []
@@ -330,7 +335,12 @@ def _transcribe_files(model, paths: list[str], writer, writer_args: dict, option
 
     names = [path for path, _ in loaded]
     try:
-        results = transcribe_batch(model, [audio for _, audio in loaded], names=names, **options)
+        if pipeline_batch:
+            from .pipeline import transcribe_batched
+
+            results = [transcribe_batched(model, loaded[0][1], pipeline_batch, **options)]
+        else:
+            results = transcribe_batch(model, [audio for _, audio in loaded], names=names, **options)
     except (ValueError, OSError) as error:
         print(f"error: {', '.join(names)}: {error}", file=sys.stderr)
         return False

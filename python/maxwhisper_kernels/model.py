@@ -223,7 +223,20 @@ class Whisper:
     def new_inference(self, audio: AudioFeatures, n_group: int = 1) -> Inference:
         return Inference(self, audio, n_group)
 
-    def transcribe(self, audio, **options):
+    def transcribe(
+        self, audio, vad_filter: bool = False, vad_parameters: dict | None = None, batch_size: int | None = None, **options
+    ):
+        """openai-whisper's transcribe; vad_filter=True decodes only the speech Silero VAD
+        finds (vad_parameters: faster-whisper's VadOptions fields), times as in the original;
+        batch_size=N runs the batched pipeline (VAD, <= 30 s windows, N decoded at once)."""
+        if batch_size is not None:
+            from .pipeline import transcribe_batched
+
+            return transcribe_batched(self, audio, batch_size, vad_parameters, **options)
+        if vad_filter:
+            from .pipeline import transcribe_speech
+
+            return transcribe_speech(self, audio, vad_parameters, **options)
         from .transcribe import transcribe
 
         return transcribe(self, audio, **options)

@@ -1,0 +1,137 @@
+"""Silero VAD's network: a MAX graph for the per-window front-end, the LSTM over time in NumPy.
+
+Each 32 ms window (512 samples at 16 kHz, with the previous window's last 64 samples in front:
+576 samples) goes through a learned STFT and four small convolutions independently of every
+other window, so the front-end runs as one graph over thousands of windows at once and ends
+with the LSTM's input projection. Only the recurrence ``h @ W_hh`` is sequential; it is a
+(128 x 512) matrix-vector product per window, run as a tight NumPy loop (about 10 us a window:
+hours of audio a minute, so a kernel for it would not change the end-to-end time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+from max.driver import CPU, Buffer
+from max.dtype import DType
+from max.engine import InferenceSession
+from max.graph import DeviceRef, Graph, TensorType, ops
+
+from .weights import CONTEXT, WINDOW, load_vad_weights
+
+_SPAN = WINDOW + CONTEXT
+_REFLECT = 64  # reflection padding on the right before the STFT convolution
+_N_FFT, _HOP = 256, 128
+_HIDDEN = 128
+# Windows per graph execution: bounds the front-end's memory (about 2.5 kB a window in flight).
+BATCH_WINDOWS = 8192
+
+
+_CONVS = (("conv1", 1), ("conv2", 2), ("conv3", 2), ("conv4", 1))  # (name, stride)
+
+
+def _front_end_weights(w: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """The front-end's weights as matmul operands, in the order the graph takes them.
+
+    They are graph inputs, not constants: the compiled graph then does not depend on the
+    weight values (a constant-folded graph took minutes to compile here, and again for any
+    other weight file).
+    """
+    arrays = [w["stft_conv.weight"][:, 0, :].T]  # (256, 258)
+    for name, _ in _CONVS:
+        arrays += [w[f"{name}.weight"][:, :, k].T for k in range(3)] + [w[f"{name}.bias"]]
+    arrays += [w["lstm_cell.weight_ih"].T, w["lstm_cell.bias_ih"] + w["lstm_cell.bias_hh"]]
+    return [np.ascontiguousarray(a, dtype=np.float32) for a in arrays]
+
+
+def _front_end_graph(weights: list[np.ndarray], dev: DeviceRef) -> Graph:
+    """(windows, 576) samples -> (windows, 512) LSTM input projections (biases included)."""
+    types = [TensorType(DType.float32, ["windows", _SPAN], dev)]
+    types += [TensorType(DType.float32, list(a.shape), dev) for a in weights]
+    graph = Graph("silero_front_end", input_types=types)
+    with graph:
+        x, *params = (value.tensor for value in graph.inputs)
+        params = iter(params)
+        # Reflection without repeating the edge sample: pad[j] = x[SPAN - 2 - j].
+        mirror = np.arange(_SPAN - 2, _SPAN - 2 - _REFLECT, -1, dtype=np.int64)
+        padded = ops.concat([x, ops.gather(x, ops.constant(mirror, DType.int64, dev), axis=1)], axis=1)
+        stft = next(params)
+        n_frames = (_SPAN + _REFLECT - _N_FFT) // _HOP + 1  # 4
+        half = _N_FFT // 2 + 1  # 129 frequency bins
+        frames = []
+        for t in range(n_frames):
+            spectrum = padded[:, t * _HOP : t * _HOP + _N_FFT] @ stft
+            real, imag = spectrum[:, :half], spectrum[:, half:]
+            frames.append(ops.sqrt(real * real + imag * imag))
+        # Convolutions (kernel 3, padding 1) written per output position: with 4, 2 and 1 time
+        # steps the zero padding is simply a missing term.
+        for _, stride in _CONVS:
+            taps = [next(params) for _ in range(3)]
+            bias = next(params)
+            out = []
+            for position in range(0, len(frames), stride):
+                total = bias
+                for k in range(3):
+                    source = position + k - 1
+                    if 0 <= source < len(frames):
+                        total = total + frames[source] @ taps[k]
+                out.append(ops.relu(total))
+            frames = out
+        (features,) = frames  # (windows, 128)
+        w_ih, b_gates = next(params), next(params)
+        graph.output(features @ w_ih + b_gates)
+    return graph
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow for large |x|
+
+
+class SileroVad:
+    """Silero VAD v6 at 16 kHz: ``speech_probs(audio)`` gives one probability per 512 samples."""
+
+    def __init__(self, session: InferenceSession | None = None):
+        w = load_vad_weights()
+        self.session = session or InferenceSession(devices=[CPU()])
+        weights = _front_end_weights(w)
+        self.front_end = self.session.load(_front_end_graph(weights, DeviceRef.CPU()))
+        self.front_end_weights = [Buffer.from_numpy(a) for a in weights]
+        self.w_hh = np.ascontiguousarray(w["lstm_cell.weight_hh"].T)  # (128, 512)
+        self.w_out = w["final_conv.weight"][0, :, 0]
+        self.b_out = float(w["final_conv.bias"][0])
+
+    def _windows(self, audio: np.ndarray) -> Iterator[np.ndarray]:
+        """(n, 576) blocks of windows, each with its 64 samples of context (zeros at the start)."""
+        n = -(-len(audio) // WINDOW)
+        for first in range(0, n, BATCH_WINDOWS):
+            last = min(first + BATCH_WINDOWS, n)
+            start = first * WINDOW - CONTEXT
+            block = np.zeros((last - first) * WINDOW + CONTEXT, np.float32)
+            piece = audio[max(start, 0) : last * WINDOW]
+            block[max(-start, 0) : max(-start, 0) + len(piece)] = piece
+            spans = np.lib.stride_tricks.sliding_window_view(block, _SPAN)[::WINDOW]
+            yield np.ascontiguousarray(spans)
+
+    def speech_probs(self, audio: np.ndarray) -> np.ndarray:
+        """Speech probability of each 32 ms window of 16 kHz mono ``audio`` (zero-padded tail)."""
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.ndim != 1:
+            raise ValueError(f"VAD expects mono audio (1-D samples), got shape {audio.shape}")
+        h = np.zeros(_HIDDEN, np.float32)
+        c = np.zeros(_HIDDEN, np.float32)
+        hidden = []
+        for spans in self._windows(audio):
+            gates_in = self.front_end.execute(Buffer.from_numpy(spans), *self.front_end_weights)[0].to_numpy()
+            hs = np.empty((len(spans), _HIDDEN), np.float32)
+            for t in range(len(spans)):
+                gates = gates_in[t] + h @ self.w_hh
+                i, f, g, o = _sigmoid(gates[:128]), _sigmoid(gates[128:256]), np.tanh(gates[256:384]), _sigmoid(gates[384:])
+                c = f * c + i * g
+                h = o * np.tanh(c)
+                hs[t] = h
+            hidden.append(hs)
+        if not hidden:
+            return np.zeros(0, np.float32)
+        hs = np.concatenate(hidden)
+        return _sigmoid(np.maximum(hs, 0.0) @ self.w_out + self.b_out).astype(np.float32)

@@ -1,0 +1,61 @@
+"""transcribe(vad_filter=True): only speech is decoded and the times are the original audio's."""
+
+import numpy as np
+import pytest
+
+from clips import SHARED_AUDIO
+from maxwhisper_kernels.audio import SAMPLE_RATE, load_audio
+
+GAP_SECONDS = 60
+
+
+@pytest.fixture(scope="module")
+def two_utterances_and_a_gap():
+    """jfk, 60 s of faint noise and near-silence, then a LibriSpeech clip."""
+    first = load_audio(SHARED_AUDIO / "jfk.flac")
+    second = load_audio(SHARED_AUDIO / "dev" / "1221-135766-0002.flac")
+    rng = np.random.default_rng(3)
+    gap = (0.003 * rng.standard_normal(GAP_SECONDS * SAMPLE_RATE)).astype(np.float32)
+    audio = np.concatenate([first, gap, second])
+    gap_start = len(first) / SAMPLE_RATE
+    return audio, gap_start, gap_start + GAP_SECONDS
+
+
+def test_vad_filter_skips_the_gap_and_restores_times(tiny_en, two_utterances_and_a_gap):
+    audio, gap_start, gap_end = two_utterances_and_a_gap
+    result = tiny_en.transcribe(audio, vad_filter=True, vad_parameters={"min_silence_duration_ms": 500})
+    text = result["text"].lower()
+    assert "ask not what your country can do for you" in text
+    assert "hester" in text and "apprehension" in text
+    segments = result["segments"]
+    # Nothing is placed inside the gap (400 ms of speech padding allowed at either edge) ...
+    for segment in segments:
+        assert segment["end"] <= gap_start + 0.5 or segment["start"] >= gap_end - 0.5, segment
+    # ... and the second utterance's segments sit after it, in the original audio's time.
+    assert any(s["start"] >= gap_end - 0.5 for s in segments)
+    assert segments[-1]["end"] <= len(audio) / SAMPLE_RATE + 0.01
+    assert [s["start"] for s in segments] == sorted(s["start"] for s in segments)
+
+
+def test_vad_filter_on_silence_gives_no_text(tiny_en):
+    rng = np.random.default_rng(5)
+    noise = (0.003 * rng.standard_normal(20 * SAMPLE_RATE)).astype(np.float32)
+    result = tiny_en.transcribe(noise, vad_filter=True)
+    assert result["text"] == "" and result["segments"] == []
+
+
+def test_bad_vad_parameter_is_a_clear_error(tiny_en):
+    with pytest.raises(TypeError, match="min_silence"):
+        tiny_en.transcribe(np.zeros(16000, np.float32), vad_filter=True, vad_parameters={"min_silence": 1})
+
+
+def test_batched_pipeline_matches_the_speech(tiny_en, two_utterances_and_a_gap):
+    """batch_size=2: both utterances fall in one or two <= 30 s windows decoded together."""
+    audio, gap_start, gap_end = two_utterances_and_a_gap
+    result = tiny_en.transcribe(audio, batch_size=2)
+    text = result["text"].lower()
+    assert "ask not what your country can do for you" in text
+    assert "hester" in text and "apprehension" in text
+    for segment in result["segments"]:
+        assert segment["end"] <= gap_start + 0.5 or segment["start"] >= gap_end - 0.5, segment
+    assert [s["id"] for s in result["segments"]] == list(range(len(result["segments"])))
