@@ -72,3 +72,16 @@ def test_speech_time_map_by_hand():
     assert times.original(1.9) == 10.0  # 0.1 s before the join holds no word
     assert times.original(1.5) == 2.5
     assert times.original(4.3, is_end=True) == 12.0  # never past the speech
+
+
+def test_cli_one_file_with_batch_size_runs_the_pipeline(tiny_en, monkeypatch, tmp_path, capsys):
+    from maxwhisper_kernels import cli, pipeline
+
+    monkeypatch.setattr("maxwhisper_kernels.model.load_model", lambda *args, **kwargs: tiny_en)
+    calls = []
+    real = pipeline.transcribe_batched
+    monkeypatch.setattr(pipeline, "transcribe_batched", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    options = ["--beam_size", "None", "--best_of", "None", "-f", "txt", "-o", str(tmp_path)]
+    assert cli.main([str(SHARED_AUDIO / "jfk.flac"), "--batch_size", "3", "--verbose", "False", *options]) == 0
+    assert calls == [3]
+    assert "ask not what your country" in (tmp_path / "jfk.txt").read_text().lower()
