@@ -59,3 +59,29 @@ def test_batched_pipeline_matches_the_speech(tiny_en, two_utterances_and_a_gap):
     for segment in result["segments"]:
         assert segment["end"] <= gap_start + 0.5 or segment["start"] >= gap_end - 0.5, segment
     assert [s["id"] for s in result["segments"]] == list(range(len(result["segments"])))
+
+
+def test_speech_time_map_by_hand():
+    from maxwhisper_kernels.pipeline import _SpeechTimeMap
+
+    # Speech at 1-3 s and 10-12 s of the original: joined, 0-2 s and 2-4 s.
+    times = _SpeechTimeMap([{"start": 16000, "end": 48000}, {"start": 160000, "end": 192000}])
+    assert times.original(0.5) == 1.5
+    assert times.original(2.0, is_end=True) == 3.0  # an end on the join closes the first chunk
+    assert times.original(2.0) == 10.0  # a start on the join opens the second
+    assert times.original(1.9) == 10.0  # 0.1 s before the join holds no word
+    assert times.original(1.5) == 2.5
+    assert times.original(4.3, is_end=True) == 12.0  # never past the speech
+
+
+def test_cli_one_file_with_batch_size_runs_the_pipeline(tiny_en, monkeypatch, tmp_path, capsys):
+    from maxwhisper_kernels import cli, pipeline
+
+    monkeypatch.setattr("maxwhisper_kernels.model.load_model", lambda *args, **kwargs: tiny_en)
+    calls = []
+    real = pipeline.transcribe_batched
+    monkeypatch.setattr(pipeline, "transcribe_batched", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    options = ["--beam_size", "None", "--best_of", "None", "-f", "txt", "-o", str(tmp_path)]
+    assert cli.main([str(SHARED_AUDIO / "jfk.flac"), "--batch_size", "3", "--verbose", "False", *options]) == 0
+    assert calls == [3]
+    assert "ask not what your country" in (tmp_path / "jfk.txt").read_text().lower()

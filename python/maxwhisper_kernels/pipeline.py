@@ -25,23 +25,33 @@ from .transcribe import transcribe, transcribe_batch
 from .vad.timestamps import VadOptions, speech_timestamps
 
 
+# A start this close to the end of a speech chunk holds no word: it belongs to the next chunk
+# (Whisper's timestamp tokens step 20 ms and may open a segment just before a join).
+_MIN_WORD_SECONDS = 0.2
+
+
 class _SpeechTimeMap:
     """Maps a time in the joined speech back to the same instant of the original audio."""
 
     def __init__(self, chunks: list[dict[str, int]]):
-        self.ends, self.shifts = [], []  # joined-speech end of each chunk, silence before it
+        self.starts, self.ends, self.shifts = [], [], []  # per chunk, in joined-speech seconds
         joined = removed = previous_end = 0
         for chunk in chunks:
             removed += chunk["start"] - previous_end
+            self.starts.append(joined / SAMPLE_RATE)
             joined += chunk["end"] - chunk["start"]
             previous_end = chunk["end"]
             self.ends.append(joined / SAMPLE_RATE)
             self.shifts.append(removed / SAMPLE_RATE)
 
     def original(self, t: float, is_end: bool = False) -> float:
-        # An end that falls exactly on a chunk boundary belongs to the chunk it ends.
-        find = bisect.bisect_left if is_end else bisect.bisect_right
-        index = min(find(self.ends, t), len(self.ends) - 1)
+        if is_end:  # an end on a boundary closes the chunk before it; none runs past the last
+            index = min(bisect.bisect_left(self.ends, t), len(self.ends) - 1)
+            t = min(t, self.ends[index])
+        else:
+            index = min(bisect.bisect_right(self.ends, t), len(self.ends) - 1)
+            if index + 1 < len(self.ends) and self.ends[index] - t < _MIN_WORD_SECONDS:
+                index, t = index + 1, self.starts[index + 1]
         return round(t + self.shifts[index], 3)
 
 

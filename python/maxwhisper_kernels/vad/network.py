@@ -4,8 +4,9 @@ Each 32 ms window (512 samples at 16 kHz, with the previous window's last 64 sam
 576 samples) goes through a learned STFT and four small convolutions independently of every
 other window, so the front-end runs as one graph over thousands of windows at once and ends
 with the LSTM's input projection. Only the recurrence ``h @ W_hh`` is sequential; it is a
-(128 x 512) matrix-vector product per window, run as a tight NumPy loop (about 10 us a window:
-hours of audio a minute, so a kernel for it would not change the end-to-end time).
+(128 x 512) matrix-vector product per window, run as a tight NumPy loop: with the graph, 6.6
+audio-hours a minute on the project's loaded 2-core CPU (benchmarks/bench_vad.py), far from
+the bottleneck of a transcription, so it has no kernel of its own yet.
 """
 
 from __future__ import annotations
