@@ -1,0 +1,112 @@
+"""maxwhisper-server under concurrent openai clients: requests per minute and audio seconds per
+second at 1, 4 and 16 clients, with batching on (--max-batch 16) and off (--max-batch 1), on one
+tiny.en model in one run. Each client sends its share of the same list of short dev clips; the
+two servers answer the same requests, and their texts are checked equal before any figure is kept.
+Writes benchmarks/results/server.md.
+
+Run: .venv/bin/python benchmarks/bench_server.py [--requests 16] [--clients 1,4,16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openai
+
+from maxwhisper_kernels.model import load_model
+from maxwhisper_kernels.server import ServerConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+from serving import running_server  # noqa: E402
+
+DEV = REPO_ROOT.parent / "shared" / "audio" / "dev"
+RESULT = Path(__file__).resolve().parent / "results" / "server.md"
+
+
+def short_clips(count: int) -> list[tuple[Path, float]]:
+    rows = [line.split("\t") for line in (DEV / "transcripts.tsv").read_text().splitlines()[1:]]
+    rows.sort(key=lambda row: float(row[2]))
+    return [(DEV / row[0], float(row[2])) for row in rows[:count]]
+
+
+def load(url: str, clips: list[tuple[Path, float]], clients: int) -> tuple[float, list[float], dict]:
+    """Wall seconds to answer every clip with `clients` concurrent clients, the latencies, texts."""
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=600)
+
+    def one(item):
+        path, _ = item
+        started = time.monotonic()
+        with open(path, "rb") as audio:
+            text = client.audio.transcriptions.create(model="tiny.en", file=audio).text
+        return path.name, text, time.monotonic() - started
+
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        answers = list(pool.map(one, clips))
+    wall = time.monotonic() - started
+    return wall, [latency for _, _, latency in answers], {name: text for name, text, _ in answers}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=16, help="requests per measurement")
+    parser.add_argument("--clients", default="1,4,16", help="concurrent clients, comma-separated")
+    args = parser.parse_args()
+    clients_list = [int(c) for c in args.clients.split(",")]
+    clips = short_clips(args.requests)
+    audio_seconds = sum(seconds for _, seconds in clips)
+    model = load_model("tiny.en")
+
+    rows = []
+    for max_batch in (16, 1):
+        config = ServerConfig(model_name="tiny.en", max_batch=max_batch, max_queue=256)
+        with running_server(model, config) as url:
+            load(url, clips[:2], 2)  # a first round, untimed: the model's memory paged in
+            for clients in clients_list:
+                load_before = os.getloadavg()[0]
+                wall, latencies, texts = load(url, clips, clients)
+                rows.append((max_batch, clients, wall, latencies, texts, load_before))
+                print(f"max_batch {max_batch:2d}, {clients:2d} clients: {wall:.1f} s", flush=True)
+
+    reference = rows[-1][4]  # batching off, most clients: each clip decoded alone
+    same = all(row[4] == reference for row in rows)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO_ROOT
+    ).stdout.strip()
+    lines = [
+        "# maxwhisper-server under concurrent clients",
+        "",
+        f"`.venv/bin/python benchmarks/bench_server.py --requests {args.requests} "
+        f"--clients {args.clients}` at {commit}, {datetime.date.today()}; {os.cpu_count()} cores, "
+        "shared with other processes (1-minute load average at the start of each row below). "
+        f"tiny.en, {len(clips)} requests of the shortest dev clips ({audio_seconds:.1f} s of audio), "
+        "openai client, server in the benchmark's process.",
+        "",
+        "| batching | clients | wall (s) | requests/min | audio s/s | p50 (s) | p95 (s) | load avg |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for max_batch, clients, wall, latencies, _, load_before in rows:
+        ordered = sorted(latencies)
+        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+        batching = f"on (max {max_batch})" if max_batch > 1 else "off (1)"
+        lines.append(
+            f"| {batching} | {clients} | {wall:.1f} | {60 * len(clips) / wall:.1f} | "
+            f"{audio_seconds / wall:.2f} | {statistics.median(ordered):.2f} | {p95:.2f} | "
+            f"{load_before:.1f} |"
+        )
+    lines += ["", f"Every row's texts equal batching off's: {'yes' if same else 'NO'}.", ""]
+    RESULT.write_text("\n".join(lines))
+    print(RESULT.read_text())
+
+
+if __name__ == "__main__":
+    main()
