@@ -36,7 +36,11 @@ class Transcriber:
         import maxwhisper_kernels as mw
 
         self.model_name = model
-        self.model = mw.load_model(model, num_threads=num_threads, compute_type=compute_type)
+        # load_model(num_threads=n) aborts in a Ray worker ("getOrCreateCPUDevice called
+        # requesting different options"), so MAX keeps its default thread count for now;
+        # num_threads still sizes the actor's Ray CPU reservation.
+        del num_threads
+        self.model = mw.load_model(model, compute_type=compute_type)
         self.options = options
         self.options_json = json.dumps(options, sort_keys=True)
         self.output = output
