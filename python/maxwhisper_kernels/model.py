@@ -258,6 +258,10 @@ def decoder_matrix_dtype(checkpoint: Checkpoint, compute_type: str) -> DType:
     return {"float32": DType.float32, "float16": DType.float16, "int8": DType.int8}[compute_type]
 
 
+class DeviceUnavailableError(ValueError):
+    """The requested device cannot run the model; the message says why."""
+
+
 def load_model(
     name_or_path: str | os.PathLike = "tiny.en",
     device: str = "cpu",
@@ -270,6 +274,13 @@ def load_model(
     num_threads limits MAX's CPU worker threads (default: all cores);
     compute_type sets the decoder's weight matrices (decoder_matrix_dtype);
     the encoder always computes in float32."""
+    if device in ("gpu", "cuda"):
+        # Only layernorm has a GPU branch yet (compile-checked, never run),
+        # so no GPU graph is built; say so whether or not a GPU is present.
+        raise DeviceUnavailableError(
+            f"device {device!r}: the GPU path is compile-checked only (python -m "
+            "maxwhisper_kernels.gpu_check); use device='cpu'"
+        )
     if device != "cpu":
         raise ValueError(f"device {device!r} is not supported yet: the kernels' GPU paths are not built")
     check_compute_type(compute_type)
