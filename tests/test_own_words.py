@@ -24,7 +24,7 @@ _spec.loader.exec_module(fp)
 ALLOWED_PER_MODULE = 3
 # measured 2026-12-02 before any rewrite (shared long lines, distinct)
 NOT_YET_REWRITTEN = {
-    "cli.py": 8,
+    "cli.py": 3,  # 8 before; help texts still to rewrite
     "decoding.py": 53,
     "timing.py": 32,
     "tokenizer.py": 31,
