@@ -31,11 +31,12 @@ def str2bool(string: str) -> bool:
 
 
 def optional_int(string: str) -> int | None:
-    return None if string == "None" else int(string)
+    # openai-whisper's CLI spells "no value" as the word None
+    return int(string) if string != "None" else None
 
 
 def optional_float(string: str) -> float | None:
-    return None if string == "None" else float(string)
+    return float(string) if string != "None" else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -267,8 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = vars(parser.parse_args(argv))
     model_name: str = args.pop("model")
     model_dir: str | None = args.pop("model_dir")
-    output_dir: str = args.pop("output_dir")
-    output_format: str = args.pop("output_format")
+    output_dir, output_format = args.pop("output_dir"), args.pop("output_format")
     device: str = args.pop("device")
     threads: int | None = args.pop("threads")
     audio_paths: list[str] = args.pop("audio")
@@ -305,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     os.makedirs(output_dir, exist_ok=True)
-    writer = get_writer(output_format, output_dir)
+    writer = get_writer(output_format, output_dir)  # one writer for every file
     options = dict(args, temperature=temperature)
     failed = False
     pipeline_batch = batch_size if len(audio_paths) == 1 and batch_size > 1 else None
