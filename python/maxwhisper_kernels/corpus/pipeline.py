@@ -27,6 +27,11 @@ def decode(item: dict) -> dict:
     return {**item, "audio": audio, "duration": len(audio) / SAMPLE_RATE, "error": error}
 
 
+def _text(value) -> str | None:
+    # A numpy batch turns an all-None string column into NaN floats.
+    return value if isinstance(value, str) else None
+
+
 class Transcriber:
     """A Ray Data actor: loads the model once, then transcribes each batch of
     decoded files together with transcribe_batch."""
@@ -66,12 +71,13 @@ class Transcriber:
         from ..writers import get_writer
 
         n = len(batch["path"])
-        results: list = [batch["error"][i] for i in range(n)]
+        results: list = [_text(batch["error"][i]) for i in range(n)]
+        languages = [_text(batch["language"][i]) for i in range(n)]
         seconds = [0.0] * n
         groups: dict = {}
         for i in range(n):
             if results[i] is None:
-                groups.setdefault(batch["language"][i], []).append(i)
+                groups.setdefault(languages[i], []).append(i)
         for language, indices in groups.items():
             start = time.perf_counter()
             audios = [np.asarray(batch["audio"][i], np.float32) for i in indices]
@@ -90,7 +96,7 @@ class Transcriber:
             rows["path"].append(batch["path"][i])
             rows["sha256"].append(batch["sha256"][i])
             rows["duration"].append(float(batch["duration"][i]))
-            rows["language"].append(result["language"] if result else batch["language"][i])
+            rows["language"].append(result["language"] if result else languages[i])
             rows["text"].append(result["text"] if result else None)
             rows["segments"].append(json.dumps(result["segments"]) if result else None)
             rows["model"].append(self.model_name)
