@@ -467,24 +467,26 @@ def _detect_languages(
 
 
 def _batches(
-    transcriptions: list[AudioTranscription],
+    transcriptions: Sequence[AudioTranscription],
 ) -> list[list[tuple[AudioTranscription, dict[str, Any]]]]:
     """The current windows, with their options, in batches that can be decoded together: the
-    same language, and prompts of the same length (the rows of a batch share their positions)."""
-    batches: dict[tuple[str, int], list] = {}
+    same settings and language, and prompts of the same length (the rows of a batch share their
+    positions)."""
+    batches: dict[tuple[int, str, int], list] = {}
     for transcription in transcriptions:
         options = transcription.decode_options()
-        key = (options["language"], len(options["prompt"]))
+        key = (id(transcription.settings), options["language"], len(options["prompt"]))
         batches.setdefault(key, []).append((transcription, options))
     return list(batches.values())
 
 
 def _decode_windows(
-    model: WhisperModel, batch: list[tuple[AudioTranscription, dict[str, Any]]], settings: _Settings
+    model: WhisperModel, batch: list[tuple[AudioTranscription, dict[str, Any]]]
 ) -> int:
     """Decodes the windows of a batch together and moves each audio on; returns the mel frames
     done."""
     transcriptions, options = zip(*batch)
+    settings = transcriptions[0].settings
     windows = EncodedWindows(model, np.stack([t.window() for t in transcriptions]))
     results = decode_with_fallback(
         model, windows, settings.temperatures, settings.thresholds, options
@@ -493,6 +495,95 @@ def _decode_windows(
         transcription.advance(result, functools.partial(windows.features, [i]))
         for i, (transcription, result) in enumerate(zip(transcriptions, results))
     )
+
+
+def decode_next_windows(model: WhisperModel, transcriptions: Sequence[AudioTranscription]) -> int:
+    """One round of the lockstep: the current window of every unfinished audio, decoded in as
+    few batches as their options allow. Audios may join or leave between rounds (the server
+    adds requests here), since each keeps its own seek. Returns the mel frames done."""
+    unfinished = [t for t in transcriptions if not t.done]
+    return sum(_decode_windows(model, batch) for batch in _batches(unfinished))
+
+
+def start_transcriptions(
+    model: WhisperModel,
+    audios: Sequence[str | os.PathLike[str] | np.ndarray],
+    *,
+    names: Sequence[str] | None = None,
+    verbose: bool | None = None,
+    temperature: float | Sequence[float] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+    compression_ratio_threshold: float | None = 2.4,
+    logprob_threshold: float | None = -1.0,
+    no_speech_threshold: float | None = 0.6,
+    condition_on_previous_text: bool = True,
+    initial_prompt: str | None = None,
+    carry_initial_prompt: bool = False,
+    word_timestamps: bool = False,
+    prepend_punctuations: str = PREPEND_PUNCTUATIONS,
+    append_punctuations: str = APPEND_PUNCTUATIONS,
+    clip_timestamps: str | Sequence[float] = "0",
+    hallucination_silence_threshold: float | None = None,
+    **decode_options: Any,
+) -> list[AudioTranscription]:
+    """Sets each audio on its way (log-mel, language) without decoding anything yet: the
+    returned transcriptions are driven by decode_next_windows until done, then read with
+    result(). Options as transcribe_batch; transcriptions started together share one settings
+    object, which is what lets their windows share a batch."""
+    # Precision is the model's own choice; the option is accepted as openai-whisper accepts it.
+    decode_options.pop("fp16", None)
+    task: str = decode_options.get("task", "transcribe")
+    language: str | None = decode_options.pop("language", None)
+    check_language_and_task(model, language, task)
+    if N_FRAMES % model.dims.n_audio_ctx != 0:
+        raise ValueError(f"n_audio_ctx {model.dims.n_audio_ctx} does not divide {N_FRAMES} frames")
+    input_stride = N_FRAMES // model.dims.n_audio_ctx
+
+    if names is None:
+        names = [
+            os.fspath(audio) if not isinstance(audio, np.ndarray) else f"audio {i + 1}"
+            for i, audio in enumerate(audios)
+        ]
+    labels = [f"{name}: " if len(audios) > 1 else "" for name in names]
+
+    # 30 seconds of silence after the audio, so that the last window can always be sliced whole
+    mels = [
+        log_mel_spectrogram(_waveform(audio), model.dims.n_mels, padding=N_SAMPLES)
+        for audio in audios
+    ]
+    if language is None:
+        languages = _detect_languages(model, mels, verbose, labels)
+    else:
+        languages = [language] * len(mels)
+
+    if word_timestamps and task == "translate":
+        warnings.warn("Word-level timestamps on translations may not be reliable.", stacklevel=2)
+
+    if isinstance(temperature, (int, float)):
+        temperature = (temperature,)
+    settings = _Settings(
+        temperatures=tuple(temperature),
+        thresholds=FallbackThresholds(
+            compression_ratio_threshold, logprob_threshold, no_speech_threshold
+        ),
+        decode_options=decode_options,
+        condition_on_previous_text=condition_on_previous_text,
+        initial_prompt=initial_prompt,
+        carry_initial_prompt=carry_initial_prompt,
+        word_timestamps=word_timestamps,
+        prepend_punctuations=prepend_punctuations,
+        append_punctuations=append_punctuations,
+        clip_timestamps=clip_timestamps,
+        hallucination_silence_threshold=hallucination_silence_threshold,
+        verbose=verbose,
+        input_stride=input_stride,
+        time_precision=input_stride * HOP_LENGTH / SAMPLE_RATE,
+    )
+    return [
+        AudioTranscription(
+            model, mel, language, get_model_tokenizer(model, language, task), settings, label
+        )
+        for mel, language, label in zip(mels, languages, labels)
+    ]
 
 
 def transcribe_batch(
@@ -546,43 +637,15 @@ def transcribe_batch(
 
     Returns, per audio, {"text", "segments", "language"}, as openai-whisper's transcribe does.
     """
-    # Precision is the model's own choice; the option is accepted as openai-whisper accepts it.
-    decode_options.pop("fp16", None)
-    task: str = decode_options.get("task", "transcribe")
-    language: str | None = decode_options.pop("language", None)
-    check_language_and_task(model, language, task)
-    if N_FRAMES % model.dims.n_audio_ctx != 0:
-        raise ValueError(f"n_audio_ctx {model.dims.n_audio_ctx} does not divide {N_FRAMES} frames")
-    input_stride = N_FRAMES // model.dims.n_audio_ctx
-
-    if names is None:
-        names = [
-            os.fspath(audio) if not isinstance(audio, np.ndarray) else f"audio {i + 1}"
-            for i, audio in enumerate(audios)
-        ]
-    labels = [f"{name}: " if len(audios) > 1 else "" for name in names]
-
-    # 30 seconds of silence after the audio, so that the last window can always be sliced whole
-    mels = [
-        log_mel_spectrogram(_waveform(audio), model.dims.n_mels, padding=N_SAMPLES)
-        for audio in audios
-    ]
-    if language is None:
-        languages = _detect_languages(model, mels, verbose, labels)
-    else:
-        languages = [language] * len(mels)
-
-    if word_timestamps and task == "translate":
-        warnings.warn("Word-level timestamps on translations may not be reliable.", stacklevel=2)
-
-    if isinstance(temperature, (int, float)):
-        temperature = (temperature,)
-    settings = _Settings(
-        temperatures=tuple(temperature),
-        thresholds=FallbackThresholds(
-            compression_ratio_threshold, logprob_threshold, no_speech_threshold
-        ),
-        decode_options=decode_options,
+    transcriptions = start_transcriptions(
+        model,
+        audios,
+        names=names,
+        verbose=verbose,
+        temperature=temperature,
+        compression_ratio_threshold=compression_ratio_threshold,
+        logprob_threshold=logprob_threshold,
+        no_speech_threshold=no_speech_threshold,
         condition_on_previous_text=condition_on_previous_text,
         initial_prompt=initial_prompt,
         carry_initial_prompt=carry_initial_prompt,
@@ -591,25 +654,15 @@ def transcribe_batch(
         append_punctuations=append_punctuations,
         clip_timestamps=clip_timestamps,
         hallucination_silence_threshold=hallucination_silence_threshold,
-        verbose=verbose,
-        input_stride=input_stride,
-        time_precision=input_stride * HOP_LENGTH / SAMPLE_RATE,
+        **decode_options,
     )
-    transcriptions = [
-        AudioTranscription(
-            model, mel, language, get_model_tokenizer(model, language, task), settings, label
-        )
-        for mel, language, label in zip(mels, languages, labels)
-    ]
-
     # with verbose=True the segments themselves show the progress
     total_frames = sum(t.content_frames for t in transcriptions)
     with tqdm.tqdm(
         total=total_frames, unit="frames", disable=verbose is not False or not progress
     ) as pbar:
-        while unfinished := [t for t in transcriptions if not t.done]:
-            for batch in _batches(unfinished):
-                pbar.update(_decode_windows(model, batch, settings))
+        while not all(t.done for t in transcriptions):
+            pbar.update(decode_next_windows(model, transcriptions))
 
     return [transcription.result() for transcription in transcriptions]
 
