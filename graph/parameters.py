@@ -84,8 +84,12 @@ def decoder_matrices(ckpt: Checkpoint) -> list[np.ndarray]:
 
 def exact_in_float16(arrays: list[np.ndarray]) -> bool:
     """True when every value survives a round trip through float16, as the
-    weights of a checkpoint stored in float16 do."""
-    return all(np.array_equal(a.astype(np.float16).astype(np.float32), a) for a in arrays)
+    weights of a checkpoint stored in float16 do (those arrive as float16 and
+    need no check)."""
+    return all(
+        a.dtype == np.float16 or np.array_equal(a.astype(np.float16).astype(np.float32), a)
+        for a in arrays
+    )
 
 
 def decoder_parameters(ckpt: Checkpoint, matrix_dtype=np.float32) -> dict[str, np.ndarray]:

@@ -1,7 +1,7 @@
 """Whisper weights from CTranslate2, OpenAI .pt and Hugging Face safetensors checkpoints.
 
-Every format loads into one ``Checkpoint``: float32 NumPy arrays under openai-whisper's
-state-dict names, with ``ModelDimensions`` read off the tensors.
+Every format loads into one ``Checkpoint``: NumPy arrays (float16 where the file stores
+float16, else float32) under openai-whisper's state-dict names, with ``ModelDimensions`` read off the tensors.
 """
 
 from .checkpoint import Checkpoint

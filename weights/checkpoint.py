@@ -19,7 +19,11 @@ MULTILINGUAL_MIN_VOCAB = 51865
 
 @dataclass
 class Checkpoint:
-    """A Whisper model's weights under openai-whisper's state-dict names, as float32 C arrays."""
+    """A Whisper model's weights under openai-whisper's state-dict names, as C arrays.
+
+    float16 tensors stay float16 (exact, half the memory, and no conversion at start-up: the
+    graphs make their own copies in the layout and type they need); everything else is float32.
+    """
 
     dims: ModelDimensions
     tensors: dict[str, np.ndarray]
@@ -51,6 +55,10 @@ def check_tied_projection(
         )
 
 
+def _kept_dtype(value: np.ndarray) -> type:
+    return np.float16 if value.dtype == np.float16 else np.float32
+
+
 def make_checkpoint(
     tensors: Mapping[str, np.ndarray],
     source: Path,
@@ -67,8 +75,10 @@ def make_checkpoint(
     ``dims`` is given only by formats that store them (OpenAI's .pt); they are then checked
     against the tensors rather than trusted. Otherwise they are derived from the tensors.
     """
+    # Owned, aligned copies: a view into the file's bytes may sit at an odd offset (MAX rejects
+    # it) and would keep the whole file alive.
     arrays = {
-        name: np.ascontiguousarray(value, dtype=np.float32) for name, value in tensors.items()
+        name: np.require(value, _kept_dtype(value), ["C", "A", "O"]) for name, value in tensors.items()
     }
     if dims is None:
         dims = dims_from_tensors(arrays, source, n_audio_head, n_text_head)

@@ -64,7 +64,8 @@ def read_model_bin(paths: Sequence[Path]) -> dict[str, np.ndarray]:
 
 
 class _Variables:
-    """Float32 access to CTranslate2 variables, dequantising int8/int16 weights on the way."""
+    """Float access to CTranslate2 variables (float16 kept as stored), dequantising int8/int16
+    weights to float32 on the way."""
 
     def __init__(self, variables: dict[str, np.ndarray], path: Path):
         self.variables = variables
@@ -80,7 +81,7 @@ class _Variables:
             return value.astype(np.float32) / scale.astype(np.float32).reshape(
                 -1, *([1] * (value.ndim - 1))
             )
-        return value.astype(np.float32)
+        return value if value.dtype == np.float16 else value.astype(np.float32)
 
     def scalar(self, name: str) -> int | None:
         return int(self.variables[name]) if name in self.variables else None
