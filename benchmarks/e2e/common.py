@@ -214,6 +214,15 @@ def cpu_flags() -> str:
     return ""
 
 
+def isa() -> str:
+    """The vector instruction set tag results are filed under (tiles are chosen per set, so
+    figures of different sets are kept apart): avx512, avx2, or the machine's name."""
+    flags = cpu_flags().split()
+    if "avx512f" in flags:
+        return "avx512"
+    return "avx2" if "avx2" in flags else platform.machine()
+
+
 def cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -258,6 +267,7 @@ def machine() -> dict:
     return {
         "cpu": cpu_model(),
         "cpu_flags": cpu_flags(),
+        "isa": isa(),
         "cores": cores(),
         "memory_gib": round(memory_gib(), 1),
         "kernel": platform.release(),

