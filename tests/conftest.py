@@ -18,6 +18,24 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
+def pytest_report_header(config):
+    """The CPU and vector instruction set the kernels are compiled for here, at the top of every
+    test log: tiles and thresholds are chosen per instruction set, so a log must say which ran."""
+    model, flags = "unknown CPU", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown CPU":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    isa = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else os.uname().machine
+    extras = [f for f in ("avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
+    return f"cpu: {model}, {os.cpu_count()} cores, isa {isa}" + (f" (+{', '.join(extras)})" if extras else "")
+
+
 @pytest.fixture(scope="session")
 def tiny_en():
     from maxwhisper_kernels.model import load_model
