@@ -37,8 +37,8 @@ from maxwhisper_kernels.tokenizer import default_vocab_dir, get_tokenizer
 from maxwhisper_kernels.transcribe import transcribe
 from maxwhisper_kernels.weights import ModelDimensions
 
-# The package exports a transcribe() function that shadows the submodule of that name.
-transcribe_module = importlib.import_module("maxwhisper_kernels.transcribe")
+# The module whose log_mel_spectrogram start_transcriptions calls (replaced by a fake below).
+transcribe_module = importlib.import_module("maxwhisper_kernels.transcribe.batch")
 
 EN_DIR = default_vocab_dir(multilingual=False)
 TOKENIZER = get_tokenizer(False)

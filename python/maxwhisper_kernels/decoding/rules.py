@@ -17,7 +17,9 @@ from ..tokenizer import Tokenizer
 NEVER = -np.inf
 
 
-def suppressed_tokens(suppress: str | Iterable[int] | None, tokenizer: Tokenizer) -> tuple[int, ...]:
+def suppressed_tokens(
+    suppress: str | Iterable[int] | None, tokenizer: Tokenizer
+) -> tuple[int, ...]:
     """The ids that DecodingOptions.suppress_tokens bars, sorted: the ones listed (-1 expands
     to the tokenizer's non-speech symbols) and always the prompt's control tokens, which are
     never text. <|nospeech|> is barred too: its probability is read once, after <|sot|>."""
@@ -27,9 +29,7 @@ def suppressed_tokens(suppress: str | Iterable[int] | None, tokenizer: Tokenizer
     ids = {t for t in listed if t >= 0}
     if -1 in listed:
         ids.update(tokenizer.non_speech_tokens)
-    ids.update(
-        (tokenizer.transcribe, tokenizer.translate, tokenizer.sot, tokenizer.sot_prev)
-    )
+    ids.update((tokenizer.transcribe, tokenizer.translate, tokenizer.sot, tokenizer.sot_prev))
     ids.update((tokenizer.sot_lm, tokenizer.no_speech))
     return tuple(sorted(ids))
 
