@@ -18,7 +18,7 @@ Candidates = tuple[list[list[list[int]]], list[list[float]]]  # per audio: seque
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """Log probabilities over the last axis, in float64; barred (-inf) entries stay -inf."""
-    x = logits.astype(np.float64)
+    x = np.asarray(logits, dtype=np.float64)  # no copy of what is float64 already; not written
     shifted = x - x.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
