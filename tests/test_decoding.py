@@ -671,3 +671,22 @@ def test_transcribe_with_the_log_mel_kernel():
     model = FakeModel(replies([Reply([ts(0), HELLO, ts(1)])]))
     result = transcribe(model, seconds_of_audio(3))
     assert segment_summary(result) == [(0, 0, 0.0, 1.0, " Hello")]
+
+
+@given(
+    st.lists(
+        st.lists(st.sampled_from([HELLO, WORLD, ts(0.0), ts(0.5), ts(1.0), ts(2.0)]), max_size=4),
+        min_size=2,
+        max_size=5,
+    ).filter(lambda rows: len({len(r) for r in rows}) == 1),
+    st.integers(0, 2**32 - 1),
+)
+def test_timestamp_rules_treat_each_row_of_a_batch_as_if_alone(rows, seed):
+    # the rules run over all rows at once; a row's mask must not depend on its neighbours
+    logits = np.random.default_rng(seed).normal(0.0, 3.0, (len(rows), N_VOCAB))
+    batch = logits.copy()
+    timestamp_rules().apply(batch, np.array([[SOT, *row] for row in rows]))
+    for k, row in enumerate(rows):
+        alone = logits[k : k + 1].copy()
+        timestamp_rules().apply(alone, np.array([[SOT, *row]]))
+        np.testing.assert_array_equal(batch[k], alone[0])
