@@ -31,6 +31,8 @@ from .search import BeamSearch, Sampler, best_candidates, log_softmax
 
 @dataclass(frozen=True)
 class DecodingPlan:
+    """What one DecodingOptions fixes before the first token is written."""
+
     options: DecodingOptions
     tokenizer: Tokenizer
     initial_tokens: tuple[int, ...]  # [<|startofprev|> prompt] sot sequence [prefix]
