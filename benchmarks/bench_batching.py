@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-import maxwhisper_kernels.transcribe as transcribe_module
+import maxwhisper_kernels.transcribe.windows as windows_module
 from maxwhisper_kernels.audio import SAMPLE_RATE, load_audio
 from maxwhisper_kernels.model import load_model
 from maxwhisper_kernels.transcribe import transcribe_batch
@@ -83,15 +83,15 @@ def audio_sets(folder: Path) -> dict[str, list[np.ndarray]]:
 
 def count_batches(sizes: list[int]) -> Callable[[], None]:
     """Records the number of windows of each first-temperature decoder batch; returns the undo."""
-    decode_batch = transcribe_module.decode_batch
+    decode_batch = windows_module.decode_batch
 
     def counting(model, features, options):
         if options[0].temperature == 0:
             sizes.append(len(options))
         return decode_batch(model, features, options)
 
-    transcribe_module.decode_batch = counting
-    return lambda: setattr(transcribe_module, "decode_batch", decode_batch)
+    windows_module.decode_batch = counting
+    return lambda: setattr(windows_module, "decode_batch", decode_batch)
 
 
 def transcribe_all(model, audios: list[np.ndarray], batch_size: int, options: dict) -> list[str]:

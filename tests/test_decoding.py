@@ -19,24 +19,26 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from maxwhisper_kernels.decoding import (
-    ApplyTimestampRules,
-    BeamSearchDecoder,
+    BeamSearch,
     DecodingOptions,
-    DecodingTask,
-    GreedyDecoder,
-    MaximumLikelihoodRanker,
-    SuppressBlank,
+    Sampler,
+    TokenRules,
+    best_candidates,
     compression_ratio,
     decode,
     detect_language,
     log_softmax,
+    plan_decoding,
+    suppressed_tokens,
+    top_tokens,
 )
+from maxwhisper_kernels.decoding.rules import token_rules
 from maxwhisper_kernels.tokenizer import default_vocab_dir, get_tokenizer
 from maxwhisper_kernels.transcribe import transcribe
 from maxwhisper_kernels.weights import ModelDimensions
 
-# The package exports a transcribe() function that shadows the submodule of that name.
-transcribe_module = importlib.import_module("maxwhisper_kernels.transcribe")
+# The module whose log_mel_spectrogram start_transcriptions calls (replaced by a fake below).
+transcribe_module = importlib.import_module("maxwhisper_kernels.transcribe.batch")
 
 EN_DIR = default_vocab_dir(multilingual=False)
 TOKENIZER = get_tokenizer(False)
@@ -215,8 +217,19 @@ def masked(filter_, sampled: list[int], logits: np.ndarray | None = None) -> np.
     return np.isneginf(logits[0])
 
 
-def timestamp_rules() -> ApplyTimestampRules:
-    return ApplyTimestampRules(TOKENIZER, sample_begin=1, max_initial_timestamp_index=50)
+def rules(*, blank: bool = False, timestamps: bool = False) -> TokenRules:
+    return token_rules(
+        TOKENIZER,
+        1,
+        suppress_blank=blank,
+        suppress_tokens=None,
+        timestamps=timestamps,
+        latest_start=50,
+    )
+
+
+def timestamp_rules() -> TokenRules:
+    return rules(timestamps=True)
 
 
 def test_first_token_is_a_timestamp_within_max_initial_timestamp():
@@ -269,7 +282,7 @@ def test_timestamps_win_when_their_total_beats_every_text_token():
 
 
 def test_suppress_blank_only_at_the_first_token():
-    blank = SuppressBlank(TOKENIZER, sample_begin=1)
+    blank = rules(blank=True)
     assert np.flatnonzero(masked(blank, [])).tolist() == [220, EOT]  # " " and <|endoftext|>
     assert not masked(blank, [HELLO]).any()
 
@@ -278,15 +291,14 @@ def test_suppress_tokens_expands_minus_one_and_adds_control_tokens():
     model = FakeModel(tree({}))
     controls = {SOT, TOKENIZER.sot_prev, TOKENIZER.sot_lm, NO_SPEECH}
     controls |= {TOKENIZER.transcribe, TOKENIZER.translate}
-    default = DecodingTask(model, DecodingOptions())._get_suppress_tokens()
+    default = suppressed_tokens(DecodingOptions().suppress_tokens, TOKENIZER)
     assert set(default) == set(TOKENIZER.non_speech_tokens) | controls
-    listed = DecodingTask(model, DecodingOptions(suppress_tokens="13, 11"))._get_suppress_tokens()
+    listed = suppressed_tokens("13, 11", TOKENIZER)
     assert set(listed) == {11, 13} | controls
-    none = DecodingTask(model, DecodingOptions(suppress_tokens=""))
-    assert [type(f).__name__ for f in none.logit_filters] == [
-        "SuppressBlank",
-        "ApplyTimestampRules",
-    ]
+    none = plan_decoding(model, DecodingOptions(suppress_tokens="")).rules
+    # the blank-start rule and the timestamp grammar, but no suppressed ids
+    assert [none.blank_start is not None, none.suppressed is not None] == [True, False]
+    assert none.first_timestamp == TS
 
 
 # --- token decoders and ranking ---------------------------------------------------------
@@ -299,10 +311,10 @@ def test_log_softmax_is_stable_and_keeps_masked_tokens():
 
 
 def test_greedy_decoder_picks_argmax_and_freezes_finished_rows():
-    decoder = GreedyDecoder(temperature=0.0, eot=3, rng=np.random.default_rng(0))
+    decoder = Sampler(temperature=0.0, eot=3, rng=np.random.default_rng(0))
     logits = np.log(np.array([[0.1, 0.6, 0.2, 0.1], [0.7, 0.1, 0.1, 0.1]]))
     sum_logprobs = np.zeros(2)
-    tokens, completed = decoder.update(np.array([[9], [3]]), logits, sum_logprobs)
+    tokens, completed = decoder.step(np.array([[9], [3]]), logits, sum_logprobs)
     assert tokens.tolist() == [[9, 1], [3, 3]]
     np.testing.assert_allclose(sum_logprobs, [math.log(0.6), 0.0])
     assert not completed
@@ -314,8 +326,8 @@ def test_greedy_decoder_samples_softmax_at_temperature_reproducibly():
         logits = np.tile(np.log(probs) * 0.5, (6000, 1))  # softmax(logits / 0.5) = probs
 
     def sample(seed: int) -> np.ndarray:
-        decoder = GreedyDecoder(temperature=0.5, eot=9, rng=np.random.default_rng(seed))
-        tokens, _ = decoder.update(np.zeros((6000, 1), dtype=np.int64), logits, np.zeros(6000))
+        decoder = Sampler(temperature=0.5, eot=9, rng=np.random.default_rng(seed))
+        tokens, _ = decoder.step(np.zeros((6000, 1), dtype=np.int64), logits, np.zeros(6000))
         return tokens[:, -1]
 
     counts = np.bincount(sample(1), minlength=4) / 6000
@@ -329,9 +341,9 @@ def test_ranker_length_normalisation_and_google_nmt_penalty():
     tokens = [[[1], [1, 2, 3, 4]]]
     sum_logprobs = [[-1.0, -3.0]]
     # lengths 1 and 4: -1/1 < -3/4; penalty ((5 + n) / 6) ** alpha: 1 and 1.5 for alpha=1
-    assert MaximumLikelihoodRanker(None).rank(tokens, sum_logprobs) == [1]
-    assert MaximumLikelihoodRanker(0.0).rank(tokens, sum_logprobs) == [0]
-    assert MaximumLikelihoodRanker(1.0).rank(tokens, sum_logprobs) == [0]
+    assert best_candidates(tokens, sum_logprobs, None) == [1]
+    assert best_candidates(tokens, sum_logprobs, 0.0) == [0]
+    assert best_candidates(tokens, sum_logprobs, 1.0) == [0]
 
 
 # Probabilities after each written prefix: a 0.7 / b 0.3; a -> eot 0.2, c 0.8; b -> eot 0.9,
@@ -380,7 +392,7 @@ def test_beam_search_patience_waits_for_more_finished_sequences():
 )
 def test_beam_candidates_are_the_top_tokens_best_first_ties_to_the_lower_id(rows, beam_size):
     logprobs = np.array(rows)
-    top = BeamSearchDecoder(beam_size, EOT, inference=None)._top_tokens(logprobs)
+    top = top_tokens(logprobs, beam_size + 1)
     for row, tokens in zip(logprobs, top.tolist()):
         expected = sorted(range(len(row)), key=lambda t: (-row[t], t))[: beam_size + 1]
         assert tokens == expected
@@ -388,7 +400,7 @@ def test_beam_candidates_are_the_top_tokens_best_first_ties_to_the_lower_id(rows
 
 def test_beam_search_decoder_rejects_a_zero_candidate_list():
     with pytest.raises(ValueError, match="Invalid beam size"):
-        BeamSearchDecoder(beam_size=1, eot=EOT, inference=None, patience=0.1)
+        BeamSearch(beam_size=1, eot=EOT, inference=None, patience=0.1)
 
 
 def test_greedy_decode_with_timestamps_and_no_speech_probability():
@@ -419,10 +431,10 @@ def test_best_of_keeps_the_likeliest_sample():
 
 def test_prompt_and_prefix_surround_the_sot_sequence():
     model = FakeModel(tree({}))
-    task = DecodingTask(model, DecodingOptions(prompt=" Hello world", prefix="again"))
+    task = plan_decoding(model, DecodingOptions(prompt=" Hello world", prefix="again"))
     assert task.initial_tokens == (TOKENIZER.sot_prev, HELLO, WORLD, SOT, AGAIN)
     assert task.sample_begin == 5 and task.sot_index == 3
-    long_prompt = DecodingTask(model, DecodingOptions(prompt=[THE] * 300))
+    long_prompt = plan_decoding(model, DecodingOptions(prompt=[THE] * 300))
     assert len(long_prompt.initial_tokens) == 1 + 223 + 1  # the last n_text_ctx // 2 - 1
 
 
@@ -659,3 +671,22 @@ def test_transcribe_with_the_log_mel_kernel():
     model = FakeModel(replies([Reply([ts(0), HELLO, ts(1)])]))
     result = transcribe(model, seconds_of_audio(3))
     assert segment_summary(result) == [(0, 0, 0.0, 1.0, " Hello")]
+
+
+@given(
+    st.lists(
+        st.lists(st.sampled_from([HELLO, WORLD, ts(0.0), ts(0.5), ts(1.0), ts(2.0)]), max_size=4),
+        min_size=2,
+        max_size=5,
+    ).filter(lambda rows: len({len(r) for r in rows}) == 1),
+    st.integers(0, 2**32 - 1),
+)
+def test_timestamp_rules_treat_each_row_of_a_batch_as_if_alone(rows, seed):
+    # the rules run over all rows at once; a row's mask must not depend on its neighbours
+    logits = np.random.default_rng(seed).normal(0.0, 3.0, (len(rows), N_VOCAB))
+    batch = logits.copy()
+    timestamp_rules().apply(batch, np.array([[SOT, *row] for row in rows]))
+    for k, row in enumerate(rows):
+        alone = logits[k : k + 1].copy()
+        timestamp_rules().apply(alone, np.array([[SOT, *row]]))
+        np.testing.assert_array_equal(batch[k], alone[0])

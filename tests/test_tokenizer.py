@@ -216,3 +216,25 @@ def test_vocabulary_that_does_not_fit_raises(tmp_path):
 
 def test_tokenizers_are_cached():
     assert get_tokenizer(False) is get_tokenizer(False, vocab_dir=TINY_EN_DIR)
+
+
+@given(st.lists(st.sampled_from([*"ab <|>é-'\n", "<|endoftext|>"]), max_size=40).map("".join))
+def test_encode_matches_tiktoken_with_its_special_token_check(text):
+    # Tokenizer.encode skips tiktoken's check for text without "<|"; the answer, ids or the
+    # refusal of a special token's text, must be tiktoken's own
+    tokenizer = get_tokenizer(multilingual=False)
+    try:
+        expected = tokenizer.encoding.encode(text)
+    except ValueError:
+        with pytest.raises(ValueError):
+            tokenizer.encode(text)
+        return
+    assert tokenizer.encode(text) == expected
+
+
+def test_vocabulary_with_a_non_byte_level_token_names_the_file(tmp_path):
+    tokens = (TINY_EN_DIR / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
+    tokens[300] = "a b"  # a raw space never appears in byte-level BPE strings
+    (tmp_path / "vocabulary.txt").write_text("\n".join(tokens), encoding="utf-8")
+    with pytest.raises(ValueError, match=f"{tmp_path}.*'a b' is not a byte-level BPE"):
+        get_tokenizer(False, vocab_dir=tmp_path)

@@ -56,7 +56,10 @@ class TimedGraph:
 
 
 def profile(model, path: str, options: dict) -> dict:
-    import maxwhisper_kernels.transcribe as transcribe_module
+    # start_transcriptions loads audio and computes log-mels in transcribe.batch; the windows
+    # are decoded by transcribe.windows
+    import maxwhisper_kernels.transcribe.batch as transcribe_module
+    import maxwhisper_kernels.transcribe.windows as windows_module
 
     timers = {k: Timer() for k in ("audio", "mel", "encode", "encoder_graph", "decode", "logits", "decoder_graph")}
     rows = []
@@ -65,9 +68,9 @@ def profile(model, path: str, options: dict) -> dict:
         "log_mel_spectrogram": transcribe_module.log_mel_spectrogram,
     }
     # the decoding entry point transcribe() calls: decode (one window) or decode_batch
-    entry_points = [n for n in ("decode", "decode_batch") if hasattr(transcribe_module, n)]
+    entry_points = [n for n in ("decode", "decode_batch") if hasattr(windows_module, n)]
     for name in entry_points:
-        saved[name] = getattr(transcribe_module, name)
+        saved[name] = getattr(windows_module, name)
     encoder, decoder = model.encoder, model.decoder
     cls = type(model)
     encode, new_inference = cls.encode, cls.new_inference
@@ -86,7 +89,7 @@ def profile(model, path: str, options: dict) -> dict:
     transcribe_module.load_audio = timers["audio"].wrap(saved["load_audio"])
     transcribe_module.log_mel_spectrogram = timers["mel"].wrap(saved["log_mel_spectrogram"])
     for name in entry_points:
-        setattr(transcribe_module, name, timers["decode"].wrap(saved[name]))
+        setattr(windows_module, name, timers["decode"].wrap(saved[name]))
     model.encoder = TimedGraph(encoder, timers["encoder_graph"])
     model.decoder = TimedGraph(decoder, timers["decoder_graph"])
     cls.encode = timers["encode"].wrap(encode)
@@ -97,7 +100,7 @@ def profile(model, path: str, options: dict) -> dict:
         total = time.perf_counter() - t
     finally:
         for name, fn in saved.items():
-            setattr(transcribe_module, name, fn)
+            setattr(windows_module if name in entry_points else transcribe_module, name, fn)
         model.encoder, model.decoder = encoder, decoder
         cls.encode, cls.new_inference = encode, new_inference
 

@@ -45,26 +45,26 @@ def build_parser() -> argparse.ArgumentParser:
         prog="maxwhisper", formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     add = parser.add_argument
-    add("audio", nargs="+", type=str, help="audio file(s) to transcribe")
-    add("--model", default="tiny.en", help="name of the Whisper model to use, or a checkpoint path")
+    add("audio", nargs="+", type=str, help="the audio files; anything ffmpeg reads")
+    add("--model", default="tiny.en", help="a model name (tiny.en, base...) or a checkpoint path")
     add(
         "--model_dir", type=str, default=None, help="folder holding the checkpoint named by --model"
     )
-    add("--device", default="cpu", help="device to run the model on")
-    add("--output_dir", "-o", type=str, default=".", help="directory to save the outputs")
+    add("--device", default="cpu", help="where the model runs: cpu, or gpu")
+    add("--output_dir", "-o", type=str, default=".", help="where the transcript files go")
     add(
         "--output_format",
         "-f",
         type=str,
         default="all",
         choices=[*WRITERS, "all"],
-        help="format of the output file; if not specified, all available formats will be produced",
+        help="transcript file format; all writes one file of each",
     )
     add(
         "--verbose",
         type=str2bool,
         default=True,
-        help="whether to print out the progress and debug messages",
+        help="print each segment as it is decoded (False: a progress bar)",
     )
 
     add(
@@ -72,8 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=str,
         default="transcribe",
         choices=["transcribe", "translate"],
-        help="whether to perform X->X speech recognition ('transcribe') or X->English "
-        "translation ('translate')",
+        help="transcribe: text in the spoken language; translate: English text from any "
+        "language",
     )
     add(
         "--language",
@@ -85,61 +85,64 @@ def build_parser() -> argparse.ArgumentParser:
         "not given",
     )
 
-    add("--temperature", type=float, default=0, help="temperature to use for sampling")
+    add(
+        "--temperature",
+        type=float,
+        default=0,
+        help="0 decodes the likeliest text; above 0, tokens are drawn at random",
+    )
     add(
         "--best_of",
         type=optional_int,
         default=5,
-        help="number of candidates when sampling with non-zero temperature",
+        help="draws per window when decoding at a temperature above 0; the likeliest wins",
     )
     add(
         "--beam_size",
         type=optional_int,
         default=5,
-        help="number of beams in beam search, only applicable when temperature is zero",
+        help="beams searched per window at temperature 0 (None: greedy)",
     )
     add(
         "--patience",
         type=float,
         default=None,
-        help="optional patience value to use in beam decoding, as in "
-        "https://arxiv.org/abs/2204.05424, the default (1.0) is equivalent to conventional "
-        "beam search",
+        help="beam search waits for patience x beam_size finished beams before it stops "
+        "(https://arxiv.org/abs/2204.05424); unset means 1.0, plain beam search",
     )
     add(
         "--length_penalty",
         type=float,
         default=None,
-        help="optional token length penalty coefficient (alpha) as in "
-        "https://arxiv.org/abs/1609.08144, uses simple length normalization by default",
+        help="alpha of Google NMT's length penalty (https://arxiv.org/abs/1609.08144) when "
+        "comparing candidates; unset divides the log probability by the length",
     )
 
     add(
         "--suppress_tokens",
         type=str,
         default="-1",
-        help="comma-separated list of token ids to suppress during sampling; '-1' will suppress "
-        "most special characters except common punctuations",
+        help="token ids never to write, comma-separated; -1 stands for the symbols of "
+        "speaker tags and sound annotations (ordinary punctuation stays)",
     )
     add(
         "--initial_prompt",
         type=str,
         default=None,
-        help="optional text to provide as a prompt for the first window.",
+        help="text the first window is prompted with: names, spellings, style",
     )
     add(
         "--carry_initial_prompt",
         type=str2bool,
         default=False,
-        help="if True, prepend initial_prompt to every internal decode() call",
+        help="prompt every window with initial_prompt, before the text so far",
     )
     add(
         "--condition_on_previous_text",
         type=str2bool,
         default=True,
-        help="if True, provide the previous output of the model as a prompt for the next window; "
-        "disabling may make the text inconsistent across windows, but the model becomes less "
-        "prone to getting stuck in a failure loop",
+        help="prompt each window with the text decoded so far: a consistent style, but a "
+        "repetition loop may carry over from window to window (False avoids that)",
     )
     add(
         "--fp16",
@@ -152,73 +155,70 @@ def build_parser() -> argparse.ArgumentParser:
         "--temperature_increment_on_fallback",
         type=optional_float,
         default=0.2,
-        help="temperature to increase when falling back when the decoding fails to meet either "
-        "of the thresholds below",
+        help="step up the temperature by this much and decode a window again when its "
+        "text fails the compression or log-probability threshold",
     )
     add(
         "--compression_ratio_threshold",
         type=optional_float,
         default=2.4,
-        help="if the gzip compression ratio is higher than this value, treat the decoding as "
-        "failed",
+        help="text that compresses better than this (zlib ratio) is taken for a repetition "
+        "loop and decoded again",
     )
     add(
         "--logprob_threshold",
         type=optional_float,
         default=-1.0,
-        help="if the average log probability is lower than this value, treat the decoding as "
-        "failed",
+        help="text whose mean token log probability is below this is decoded again",
     )
     add(
         "--no_speech_threshold",
         type=optional_float,
         default=0.6,
-        help="if the probability of the <|nospeech|> token is higher than this value AND the "
-        "decoding has failed due to `logprob_threshold`, consider the segment as silence",
+        help="a window whose <|nospeech|> probability is above this, and whose text is "
+        "below --logprob_threshold, is skipped as silence",
     )
     add(
         "--word_timestamps",
         type=str2bool,
         default=False,
-        help="(experimental) extract word-level timestamps and refine the results based on them",
+        help="time every word (from cross-attention) and end windows on word boundaries",
     )
     add(
         "--prepend_punctuations",
         type=str,
         default=PREPEND_PUNCTUATIONS,
-        help="if word_timestamps is True, merge these punctuation symbols with the next word",
+        help="with word timestamps: these marks join the word after them",
     )
     add(
         "--append_punctuations",
         type=str,
         default=APPEND_PUNCTUATIONS,
-        help="if word_timestamps is True, merge these punctuation symbols with the previous word",
+        help="with word timestamps: these marks join the word before them",
     )
     add(
         "--highlight_words",
         type=str2bool,
         default=False,
-        help="(requires --word_timestamps True) underline each word as it is spoken in srt and vtt",
+        help="srt/vtt: a cue per word, the word being spoken underlined (word timestamps)",
     )
     add(
         "--max_line_width",
         type=optional_int,
         default=None,
-        help="(requires --word_timestamps True) the maximum number of characters in a line "
-        "before breaking the line",
+        help="srt/vtt: break lines at this many characters (word timestamps)",
     )
     add(
         "--max_line_count",
         type=optional_int,
         default=None,
-        help="(requires --word_timestamps True) the maximum number of lines in a segment",
+        help="srt/vtt: lines per subtitle, with --max_line_width (word timestamps)",
     )
     add(
         "--max_words_per_line",
         type=optional_int,
         default=None,
-        help="(requires --word_timestamps True, no effect with --max_line_width) the maximum "
-        "number of words in a segment",
+        help="srt/vtt: words per line when --max_line_width is not given (word timestamps)",
     )
     add(
         "--threads",
@@ -245,14 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--clip_timestamps",
         type=str,
         default="0",
-        help="comma-separated list start,end,start,end,... timestamps (in seconds) of clips to "
-        "process, where the last end timestamp defaults to the end of the file",
+        help="only these parts: start,end,start,end,... in seconds; a last start without "
+        "an end runs to the end of the file",
     )
     add(
         "--hallucination_silence_threshold",
         type=optional_float,
-        help="(requires --word_timestamps True) skip silent periods longer than this threshold "
-        "(in seconds) when a possible hallucination is detected",
+        help="with word timestamps: around a segment that looks hallucinated, skip "
+        "silences longer than this many seconds",
     )
     return parser
 
@@ -280,14 +280,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if batch_size < 1:
         parser.error(f"--batch_size must be at least 1, got {batch_size}")
-    if not args["word_timestamps"]:
-        for option in WORD_OPTIONS:
-            if args[option]:
-                parser.error(f"--{option} requires --word_timestamps True")
-    if args["max_line_count"] and not args["max_line_width"]:
-        warnings.warn("--max_line_count has no effect without --max_line_width", stacklevel=1)
-    if args["max_words_per_line"] and args["max_line_width"]:
-        warnings.warn("--max_words_per_line has no effect with --max_line_width", stacklevel=1)
+    needs_words = [option for option in WORD_OPTIONS if args[option]]
+    if needs_words and not args["word_timestamps"]:
+        parser.error(f"--{needs_words[0]} lays out words: it needs --word_timestamps True")
+    width = args["max_line_width"]
+    if args["max_line_count"] and not width:
+        warnings.warn("--max_line_count is ignored without --max_line_width", stacklevel=1)
+    if args["max_words_per_line"] and width:
+        warnings.warn("--max_words_per_line is ignored along with --max_line_width", stacklevel=1)
     writer_args = {option: args.pop(option) for option in WORD_OPTIONS}
 
     # imported here so that --help and argument errors do not wait for MAX to load

@@ -1,4 +1,4 @@
-"""Word timestamps from cross-attention: openai-whisper's ``whisper/timing.py`` in NumPy.
+"""Word timestamps, read off the decoder's cross-attention with NumPy.
 
 Some decoder heads attend to the audio frame being spoken as each token is produced. Their
 cross-attention, normalised and smoothed, is a cost matrix between text tokens and audio frames;
@@ -136,94 +136,82 @@ def find_alignment(
             "does not record"
         )
 
-    # the probability of each text token, predicted from the position before it
+    # each text token's probability, as predicted at the position before it
     text_logits = logits[len(tokenizer.sot_sequence) :, : tokenizer.eot].astype(np.float64)
     text_logits -= text_logits.max(axis=-1, keepdims=True)
-    token_probs = np.exp(text_logits)
-    token_probs /= token_probs.sum(axis=-1, keepdims=True)
-    text_token_probs = token_probs[np.arange(len(text_tokens)), text_tokens]
+    probs = np.exp(text_logits)
+    probs /= probs.sum(axis=-1, keepdims=True)
+    text_rows = probs[: len(text_tokens)]
+    token_prob = np.take_along_axis(text_rows, np.array(text_tokens)[:, None], axis=1)[:, 0]
 
-    # [heads, tokens, frames], attention to the padding dropped and each row renormalised
-    # (the same as openai-whisper's softmax over the kept attention logits)
+    # [heads, tokens, frames]: attention to the padding dropped, each row renormalised (the
+    # same as a softmax over the kept attention logits)
     n_audio_tokens = num_frames // 2
-    weights = np.stack(
-        [attention[layer][0, head, :, :n_audio_tokens] for layer, head in _alignment_heads(model)]
-    ).astype(np.float64)
+    heads = _alignment_heads(model)
+    weights = np.stack([attention[layer][0, head, :, :n_audio_tokens] for layer, head in heads])
+    weights = weights.astype(np.float64)
     weights /= weights.sum(axis=-1, keepdims=True)
-    # standardised per frame over the tokens, so that frames every token attends to (such as
-    # the start of the window) do not dominate
-    weights = (weights - weights.mean(axis=-2, keepdims=True)) / weights.std(axis=-2, keepdims=True)
-    weights = median_filter(weights, medfilt_width)
+    # standardised per frame across tokens: frames that every token attends to (the window's
+    # start, say) must not dominate the path
+    standardised = (weights - weights.mean(axis=-2, keepdims=True)) / weights.std(
+        axis=-2, keepdims=True
+    )
+    smoothed = median_filter(standardised, medfilt_width)
 
-    matrix = weights.mean(axis=0)[len(tokenizer.sot_sequence) : -1]
-    text_indices, time_indices = dtw(-matrix)
+    matrix = smoothed.mean(axis=0)[len(tokenizer.sot_sequence) : -1]
+    token_at, frame_at = dtw(-matrix)
 
-    words, word_tokens = tokenizer.split_to_word_tokens(text_tokens + [tokenizer.eot])
-    if len(word_tokens) <= 1:  # <|endoftext|> alone: no words to time
+    words, pieces = tokenizer.split_to_word_tokens([*text_tokens, tokenizer.eot])
+    if len(pieces) <= 1:  # only <|endoftext|>: nothing to time
         return []
-    word_boundaries = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
+    # index of each word's first token (the last entry: <|endoftext|>'s)
+    edges = np.concatenate([[0], np.cumsum([len(p) for p in pieces[:-1]])])
 
-    # the time at which the path first reaches each token
-    jumps = np.pad(np.diff(text_indices), (1, 0), constant_values=1).astype(bool)
-    jump_times = time_indices[jumps] / TOKENS_PER_SECOND
-    start_times = jump_times[word_boundaries[:-1]]
-    end_times = jump_times[word_boundaries[1:]]
-    word_probabilities = [
-        float(np.mean(text_token_probs[i:j]))
-        for i, j in itertools.pairwise(word_boundaries)
-    ]
-
+    # when the path first reaches each token, in seconds
+    first_visit = np.diff(token_at, prepend=token_at[0] - 1).astype(bool)
+    reached = frame_at[first_visit] / TOKENS_PER_SECOND
     return [
-        WordTiming(word, tokens, float(start), float(end), probability)
-        for word, tokens, start, end, probability in zip(
-            words, word_tokens, start_times, end_times, word_probabilities
+        WordTiming(word, piece, float(start), float(end), float(np.mean(token_prob[a:b])))
+        for word, piece, start, end, (a, b) in zip(
+            words, pieces, reached[edges[:-1]], reached[edges[1:]], itertools.pairwise(edges)
         )
     ]
 
 
 def merge_punctuations(alignment: list[WordTiming], prepended: str, appended: str) -> None:
-    """Joins opening punctuation to the word after it and closing punctuation to the word
-    before it, in place; the emptied entries keep their place with word "" and no tokens."""
-    # prepended punctuation, from the end so that runs like ' "(' join the word together
-    i = len(alignment) - 2
-    j = len(alignment) - 1
-    while i >= 0:
-        previous = alignment[i]
-        following = alignment[j]
-        if previous.word.startswith(" ") and previous.word.strip() in prepended:
-            following.word = previous.word + following.word
-            following.tokens = previous.tokens + following.tokens
-            previous.word = ""
-            previous.tokens = []
+    """Moves opening marks onto the word after them and closing marks onto the word before,
+    in place; an emptied entry stays, as word "" with no tokens."""
+    # opening marks right to left, so that a run such as ' "(' all lands on the word
+    target = len(alignment) - 1
+    for k in range(len(alignment) - 2, -1, -1):
+        mark, word = alignment[k], alignment[target]
+        if mark.word.startswith(" ") and mark.word.strip() in prepended:
+            word.word, word.tokens = mark.word + word.word, mark.tokens + word.tokens
+            mark.word, mark.tokens = "", []
         else:
-            j = i
-        i -= 1
+            target = k
 
-    # appended punctuation, from the start
-    i = 0
-    j = 1
-    while j < len(alignment):
-        previous = alignment[i]
-        following = alignment[j]
-        if not previous.word.endswith(" ") and following.word in appended:
-            previous.word = previous.word + following.word
-            previous.tokens = previous.tokens + following.tokens
-            following.word = ""
-            following.tokens = []
+    # closing marks left to right
+    target = 0
+    for k in range(1, len(alignment)):
+        word, mark = alignment[target], alignment[k]
+        if not word.word.endswith(" ") and mark.word in appended:
+            word.word, word.tokens = word.word + mark.word, word.tokens + mark.tokens
+            mark.word, mark.tokens = "", []
         else:
-            i = j
-        j += 1
+            target = k
 
 
 def _clamp_sentence_boundary_words(alignment: list[WordTiming], max_duration: float) -> None:
-    """Words next to a sentence end often soak up the pause around it: no word there lasts
-    more than max_duration."""
-    for i in range(1, len(alignment)):
-        if alignment[i].end - alignment[i].start > max_duration:
-            if alignment[i].word in SENTENCE_END_MARKS:
-                alignment[i].end = alignment[i].start + max_duration
-            elif alignment[i - 1].word in SENTENCE_END_MARKS:
-                alignment[i].start = alignment[i].end - max_duration
+    """A word beside a sentence end tends to absorb the pause there: cap such words at
+    max_duration, from the side of the pause."""
+    for before, word in zip(alignment, alignment[1:]):
+        if word.end - word.start <= max_duration:
+            continue
+        if word.word in SENTENCE_END_MARKS:
+            word.end = word.start + max_duration
+        elif before.word in SENTENCE_END_MARKS:
+            word.start = word.end - max_duration
 
 
 def _fit_segment_and_words(
@@ -233,28 +221,33 @@ def _fit_segment_and_words(
     last_speech_timestamp: float,
 ) -> None:
     """Trims over-long words at a segment's edges and makes the segment span its words."""
-    max_duration = median_duration * 2
+    longest = median_duration * 2
+    first, last = words[0], words[-1]
+    second = words[1] if len(words) > 1 else None
 
-    # the first (and second) word after a pause often starts too early, into the pause
-    if words[0]["end"] - last_speech_timestamp > median_duration * 4 and (
-        words[0]["end"] - words[0]["start"] > max_duration
-        or (len(words) > 1 and words[1]["end"] - words[0]["start"] > max_duration * 2)
-    ):
-        if len(words) > 1 and words[1]["end"] - words[1]["start"] > max_duration:
-            boundary = max(words[1]["end"] / 2, words[1]["end"] - max_duration)
-            words[0]["end"] = words[1]["start"] = boundary
-        words[0]["start"] = max(0, words[0]["end"] - max_duration)
+    # after a pause, the first word (or the first two) tends to start too early
+    after_pause = first["end"] - last_speech_timestamp > median_duration * 4
+    stretched = first["end"] - first["start"] > longest or (
+        second is not None and second["end"] - first["start"] > longest * 2
+    )
+    if after_pause and stretched:
+        if second is not None and second["end"] - second["start"] > longest:
+            middle = max(second["end"] / 2, second["end"] - longest)
+            first["end"] = second["start"] = middle
+        first["start"] = max(0, first["end"] - longest)
 
-    # the segment's own timestamps win over a first or last word that is too long
-    if segment["start"] < words[0]["end"] and segment["start"] - 0.5 > words[0]["start"]:
-        words[0]["start"] = max(0, min(words[0]["end"] - median_duration, segment["start"]))
+    # a first or last word reaching far past the segment's own timestamp is cut back to it;
+    # otherwise the segment is stretched to its words
+    start = segment["start"]
+    if first["end"] > start and start - 0.5 > first["start"]:
+        first["start"] = max(0, min(first["end"] - median_duration, start))
     else:
-        segment["start"] = words[0]["start"]
-
-    if segment["end"] > words[-1]["start"] and segment["end"] + 0.5 < words[-1]["end"]:
-        words[-1]["end"] = max(words[-1]["start"] + median_duration, segment["end"])
+        segment["start"] = first["start"]
+    end = segment["end"]
+    if last["start"] < end and end + 0.5 < last["end"]:
+        last["end"] = max(last["start"] + median_duration, end)
     else:
-        segment["end"] = words[-1]["end"]
+        segment["end"] = last["end"]
 
 
 def add_word_timestamps(
@@ -268,47 +261,41 @@ def add_word_timestamps(
     append_punctuations: str = APPEND_PUNCTUATIONS,
     last_speech_timestamp: float,
 ) -> None:
-    """Gives each segment of one window a "words" list (word, start, end, probability) and
-    moves the segment's start and end to its words', in place."""
-    if len(segments) == 0:
+    """Gives each segment of one window its "words" (word, start, end, probability) and moves
+    the segment's start and end to fit them, in place."""
+    if not segments:
         return
+    per_segment = [[t for t in s["tokens"] if t < tokenizer.eot] for s in segments]
+    every_token = [t for tokens in per_segment for t in tokens]
+    alignment = find_alignment(model, tokenizer, every_token, audio_features, num_frames)
 
-    text_tokens_per_segment = [
-        [token for token in segment["tokens"] if token < tokenizer.eot] for segment in segments
-    ]
-    text_tokens = list(itertools.chain.from_iterable(text_tokens_per_segment))
-    alignment = find_alignment(model, tokenizer, text_tokens, audio_features, num_frames)
+    lengths = np.array([w.end - w.start for w in alignment])
+    lengths = lengths[lengths != 0]
+    median = min(0.7, float(np.median(lengths))) if len(lengths) else 0.0
+    if len(lengths):
+        _clamp_sentence_boundary_words(alignment, median * 2)
+    merge_punctuations(alignment, prepended=prepend_punctuations, appended=append_punctuations)
 
-    word_durations = np.array([t.end - t.start for t in alignment])
-    word_durations = word_durations[word_durations.nonzero()]
-    median_duration = float(np.median(word_durations)) if len(word_durations) > 0 else 0.0
-    median_duration = min(0.7, median_duration)
-    if len(word_durations) > 0:
-        _clamp_sentence_boundary_words(alignment, median_duration * 2)
-
-    merge_punctuations(alignment, prepend_punctuations, append_punctuations)
-
-    time_offset = segments[0]["seek"] * HOP_LENGTH / SAMPLE_RATE
-    word_index = 0
-    for segment, segment_text_tokens in zip(segments, text_tokens_per_segment):
-        saved_tokens = 0
-        words = []
-        # the segment takes alignment entries until it has all its tokens
-        while word_index < len(alignment) and saved_tokens < len(segment_text_tokens):
-            timing = alignment[word_index]
+    offset = segments[0]["seek"] * HOP_LENGTH / SAMPLE_RATE  # seconds
+    taken = 0
+    for segment, tokens in zip(segments, per_segment):
+        words: list[dict] = []
+        covered = 0
+        # alignment entries go to this segment until they cover its tokens
+        while covered < len(tokens) and taken < len(alignment):
+            timing = alignment[taken]
+            taken += 1
+            covered += len(timing.tokens)
             if timing.word:
                 words.append(
-                    dict(
-                        word=timing.word,
-                        start=round(time_offset + timing.start, 2),
-                        end=round(time_offset + timing.end, 2),
-                        probability=timing.probability,
-                    )
+                    {
+                        "word": timing.word,
+                        "start": round(offset + timing.start, 2),
+                        "end": round(offset + timing.end, 2),
+                        "probability": timing.probability,
+                    }
                 )
-            saved_tokens += len(timing.tokens)
-            word_index += 1
-
-        if len(words) > 0:
-            _fit_segment_and_words(segment, words, median_duration, last_speech_timestamp)
+        if words:
+            _fit_segment_and_words(segment, words, median, last_speech_timestamp)
             last_speech_timestamp = segment["end"]
         segment["words"] = words

@@ -1,277 +1,214 @@
-"""Writing transcripts as txt, vtt, srt, tsv or json, byte for byte as openai-whisper does."""
+"""Transcript files: txt, vtt, srt, tsv and json, byte for byte in openai-whisper's layouts.
+
+Each format is an entry of FORMATS: a file extension and a function writing a result to an open
+file. The subtitle formats share one cue iterator, which yields (start, end, text) per
+segment, or, when the result has word timings, per group of words regrouped by the line options
+(max_line_width, max_line_count, max_words_per_line, highlight_words).
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TextIO
+
+LINE_OPTIONS = ("max_line_width", "max_line_count", "highlight_words", "max_words_per_line")
 
 
 def format_timestamp(
     seconds: float, always_include_hours: bool = False, decimal_marker: str = "."
 ) -> str:
-    """[HH:]MM:SS.mmm, rounded to the millisecond; hours only when needed unless asked for."""
+    """[HH:]MM:SS.mmm to the nearest millisecond; hours shown when non-zero or when asked."""
     if seconds < 0:
         raise ValueError(f"non-negative timestamp expected, got {seconds}")
-    milliseconds = round(seconds * 1000.0)
-
-    hours, milliseconds = divmod(milliseconds, 3_600_000)
-    minutes, milliseconds = divmod(milliseconds, 60_000)
-    seconds, milliseconds = divmod(milliseconds, 1_000)
-
-    hours_marker = f"{hours:02d}:" if always_include_hours or hours > 0 else ""
-    return f"{hours_marker}{minutes:02d}:{seconds:02d}{decimal_marker}{milliseconds:03d}"
+    total_ms = round(seconds * 1000.0)
+    h, rest = divmod(total_ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1_000)
+    hours = f"{h:02d}:" if h > 0 or always_include_hours else ""
+    return f"{hours}{m:02d}:{s:02d}{decimal_marker}{ms:03d}"
 
 
 def get_start(segments: list[dict]) -> float | None:
-    """When speech starts: the first word's start, else the first segment's."""
-    return next(
-        (w["start"] for s in segments for w in s["words"]),
-        segments[0]["start"] if segments else None,
-    )
+    """Start of speech: the first word's start if there are words, else the first segment's."""
+    fallback = segments[0]["start"] if segments else None
+    return next((word["start"] for seg in segments for word in seg["words"]), fallback)
 
 
 def get_end(segments: list[dict]) -> float | None:
-    """When speech ends: the last word's end, else the last segment's."""
-    return next(
-        (w["end"] for s in reversed(segments) for w in reversed(s["words"])),
-        segments[-1]["end"] if segments else None,
-    )
+    """End of speech: the last word's end if there are words, else the last segment's."""
+    fallback = segments[-1]["end"] if segments else None
+    backwards = (word["end"] for seg in segments[::-1] for word in seg["words"][::-1])
+    return next(backwards, fallback)
 
 
-class ResultWriter:
-    extension: str
+def _word_groups(
+    segments: list[dict], width: int | None, count: int | None, per_line: int | None
+) -> Iterator[list[dict]]:
+    """Copies of the word timings, grouped into subtitles. A word that starts a new line inside
+    a subtitle carries a leading "\\n"; words starting a line lose their spaces."""
+    # Only when both line limits are given may a subtitle span segments.
+    keep_segments = width is None or count is None
+    width, per_line = width or 1000, per_line or 1000
+    line_chars, lines = 0, 1
+    group: list[dict] = []
+    previous_start = get_start(segments) or 0.0
+    for segment in segments:
+        words = segment["words"]
+        for chunk in range(0, len(words), per_line):
+            for position, source in enumerate(words[chunk : chunk + per_line]):
+                word = dict(source)
+                pause = not keep_segments and word["start"] - previous_start > 3.0
+                fits = line_chars + len(word["word"]) <= width
+                new_segment = keep_segments and position == 0 and bool(group)
+                if line_chars > 0 and fits and not pause and not new_segment:
+                    line_chars += len(word["word"])  # same line
+                else:
+                    word["word"] = word["word"].strip()
+                    full = count is not None and (pause or lines >= count)
+                    if new_segment or (group and full):
+                        yield group  # same word opens the next subtitle
+                        group, lines = [], 1
+                    elif line_chars > 0:
+                        lines += 1  # next line of this subtitle
+                        word["word"] = "\n" + word["word"]
+                    line_chars = len(word["word"].strip())
+                group.append(word)
+                previous_start = word["start"]
+    if group:
+        yield group
 
-    def __init__(self, output_dir: str | os.PathLike[str]):
-        self.output_dir = output_dir
 
-    def __call__(
-        self, result: dict, audio_path: str, options: dict | None = None, **kwargs
-    ) -> None:
-        """Writes `result` to the output folder, named after the audio file."""
-        audio_basename = os.path.splitext(os.path.basename(audio_path))[0]
-        output_path = os.path.join(self.output_dir, f"{audio_basename}.{self.extension}")
-        with open(output_path, "w", encoding="utf-8") as file:
-            self.write_result(result, file=file, options=options, **kwargs)
-
-    def write_result(
-        self, result: dict, file: TextIO, options: dict | None = None, **kwargs
-    ) -> None:
-        raise NotImplementedError
+def _underline(text: str) -> str:
+    """The word underlined, leading whitespace (a line break) left outside the tags."""
+    return re.sub(r"^(\s*)(.*)$", r"\1<u>\2</u>", text)
 
 
-class WriteTXT(ResultWriter):
-    extension: str = "txt"
+def _group_cues(
+    group: list[dict], stamp: Callable[[float], str], highlight: bool
+) -> Iterator[tuple[str, str, str]]:
+    start, end = stamp(group[0]["start"]), stamp(group[-1]["end"])
+    texts = [word["word"] for word in group]
+    plain = "".join(texts)
+    if not highlight:
+        yield start, end, plain
+        return
+    # a cue per word, with that word underlined; between words, the plain text
+    shown_until = start
+    for k, word in enumerate(group):
+        word_start, word_end = stamp(word["start"]), stamp(word["end"])
+        if word_start != shown_until:
+            yield shown_until, word_start, plain
+        yield word_start, word_end, "".join(texts[:k] + [_underline(texts[k])] + texts[k + 1 :])
+        shown_until = word_end
 
-    def write_result(
-        self, result: dict, file: TextIO, options: dict | None = None, **kwargs
-    ) -> None:
-        for segment in result["segments"]:
-            print(segment["text"].strip(), file=file, flush=True)
 
-
-class SubtitlesWriter(ResultWriter):
-    always_include_hours: bool
-    decimal_marker: str
-
-    def iterate_result(
-        self,
-        result: dict,
-        options: dict | None = None,
-        *,
-        max_line_width: int | None = None,
-        max_line_count: int | None = None,
-        highlight_words: bool = False,
-        max_words_per_line: int | None = None,
-    ) -> Iterator[tuple[str, str, str]]:
-        """(start, end, text) of each subtitle: one per segment, or with word timestamps,
-        words regrouped into lines and subtitles by the line options."""
-        options = options or {}
-        max_line_width = max_line_width or options.get("max_line_width")
-        max_line_count = max_line_count or options.get("max_line_count")
-        highlight_words = highlight_words or options.get("highlight_words", False)
-        max_words_per_line = max_words_per_line or options.get("max_words_per_line")
-
-        if len(result["segments"]) > 0 and "words" in result["segments"][0]:
-            subtitles = self._iterate_subtitles(
-                result["segments"], max_line_width, max_line_count, max_words_per_line
-            )
-            for subtitle in subtitles:
-                yield from self._subtitle_lines(subtitle, highlight_words)
-        else:
-            for segment in result["segments"]:
-                segment_start = self.format_timestamp(segment["start"])
-                segment_end = self.format_timestamp(segment["end"])
-                # "-->" in the text would read as a timing line
-                segment_text = segment["text"].strip().replace("-->", "->")
-                yield segment_start, segment_end, segment_text
-
-    @staticmethod
-    def _iterate_subtitles(
-        segments: list[dict],
-        max_line_width: int | None,
-        max_line_count: int | None,
-        max_words_per_line: int | None,
-    ) -> Iterator[list[dict]]:
-        """Groups word timings into subtitles; a word's text gains a leading "\\n" where a
-        line breaks inside a subtitle."""
-        # without both line limits, each segment stays one subtitle
-        preserve_segments = max_line_count is None or max_line_width is None
-        max_line_width = max_line_width or 1000
-        max_words_per_line = max_words_per_line or 1000
-
-        line_len = 0
-        line_count = 1
-        subtitle: list[dict] = []
-        last: float = get_start(segments) or 0.0
-        for segment in segments:
-            chunk_index = 0
-            words_count = max_words_per_line
-            while chunk_index < len(segment["words"]):
-                remaining_words = len(segment["words"]) - chunk_index
-                if max_words_per_line > remaining_words:
-                    words_count = remaining_words
-                for i, original_timing in enumerate(
-                    segment["words"][chunk_index : chunk_index + words_count]
-                ):
-                    timing = original_timing.copy()
-                    long_pause = not preserve_segments and timing["start"] - last > 3.0
-                    has_room = line_len + len(timing["word"]) <= max_line_width
-                    seg_break = i == 0 and len(subtitle) > 0 and preserve_segments
-                    if line_len > 0 and has_room and not long_pause and not seg_break:
-                        line_len += len(timing["word"])  # the line goes on
-                    else:
-                        timing["word"] = timing["word"].strip()
-                        # counted lines: a pause or the last line ends the subtitle
-                        line_limit = max_line_count is not None and (
-                            long_pause or line_count >= max_line_count
-                        )
-                        if (len(subtitle) > 0 and line_limit) or seg_break:
-                            yield subtitle  # a new subtitle
-                            subtitle = []
-                            line_count = 1
-                        elif line_len > 0:
-                            line_count += 1  # a new line in this subtitle
-                            timing["word"] = "\n" + timing["word"]
-                        line_len = len(timing["word"].strip())
-                    subtitle.append(timing)
-                    last = timing["start"]
-                chunk_index += max_words_per_line
-        if len(subtitle) > 0:
-            yield subtitle
-
-    def _subtitle_lines(
-        self, subtitle: list[dict], highlight_words: bool
-    ) -> Iterator[tuple[str, str, str]]:
-        subtitle_start = self.format_timestamp(subtitle[0]["start"])
-        subtitle_end = self.format_timestamp(subtitle[-1]["end"])
-        subtitle_text = "".join(word["word"] for word in subtitle)
-        if not highlight_words:
-            yield subtitle_start, subtitle_end, subtitle_text
-            return
-
-        # one cue per word, that word underlined; gaps between words show the plain text
-        last = subtitle_start
-        all_words = [timing["word"] for timing in subtitle]
-        for i, this_word in enumerate(subtitle):
-            start = self.format_timestamp(this_word["start"])
-            end = self.format_timestamp(this_word["end"])
-            if last != start:
-                yield last, start, subtitle_text
-            yield (
-                start,
-                end,
-                "".join(
-                    re.sub(r"^(\s*)(.*)$", r"\1<u>\2</u>", word) if j == i else word
-                    for j, word in enumerate(all_words)
-                ),
-            )
-            last = end
-
-    def format_timestamp(self, seconds: float) -> str:
-        return format_timestamp(
-            seconds,
-            always_include_hours=self.always_include_hours,
-            decimal_marker=self.decimal_marker,
+def cues(
+    result: dict,
+    stamp: Callable[[float], str],
+    options: dict | None = None,
+    **line_options,
+) -> Iterator[tuple[str, str, str]]:
+    """(start, end, text) of each subtitle. line_options (keywords) win over options (the
+    CLI's dict); both take LINE_OPTIONS."""
+    merged = {name: line_options.get(name) or (options or {}).get(name) for name in LINE_OPTIONS}
+    segments = result["segments"]
+    if segments and "words" in segments[0]:
+        groups = _word_groups(
+            segments,
+            merged["max_line_width"],
+            merged["max_line_count"],
+            merged["max_words_per_line"],
         )
+        for group in groups:
+            yield from _group_cues(group, stamp, bool(merged["highlight_words"]))
+        return
+    for segment in segments:
+        # an arrow inside the text would read as a timing line
+        text = segment["text"].strip().replace("-->", "->")
+        yield stamp(segment["start"]), stamp(segment["end"]), text
 
 
-class WriteVTT(SubtitlesWriter):
-    extension: str = "vtt"
-    always_include_hours: bool = False
-    decimal_marker: str = "."
-
-    def write_result(
-        self, result: dict, file: TextIO, options: dict | None = None, **kwargs
-    ) -> None:
-        print("WEBVTT\n", file=file)
-        for start, end, text in self.iterate_result(result, options, **kwargs):
-            print(f"{start} --> {end}\n{text}\n", file=file, flush=True)
+def _txt(result: dict, file: TextIO, options: dict | None = None, **_) -> None:
+    for segment in result["segments"]:
+        file.write(segment["text"].strip() + "\n")
 
 
-class WriteSRT(SubtitlesWriter):
-    extension: str = "srt"
-    always_include_hours: bool = True
-    decimal_marker: str = ","
-
-    def write_result(
-        self, result: dict, file: TextIO, options: dict | None = None, **kwargs
-    ) -> None:
-        for i, (start, end, text) in enumerate(
-            self.iterate_result(result, options, **kwargs), start=1
-        ):
-            print(f"{i}\n{start} --> {end}\n{text}\n", file=file, flush=True)
+def _vtt(result: dict, file: TextIO, options: dict | None = None, **line_options) -> None:
+    file.write("WEBVTT\n\n")
+    for start, end, text in cues(result, format_timestamp, options, **line_options):
+        file.write(f"{start} --> {end}\n{text}\n\n")
 
 
-class WriteTSV(ResultWriter):
-    """Tab-separated lines "<start ms>\\t<end ms>\\t<text>" after a header: integer
-    milliseconds read the same under every locale."""
-
-    extension: str = "tsv"
-
-    def write_result(
-        self, result: dict, file: TextIO, options: dict | None = None, **kwargs
-    ) -> None:
-        print("start", "end", "text", sep="\t", file=file)
-        for segment in result["segments"]:
-            print(round(1000 * segment["start"]), file=file, end="\t")
-            print(round(1000 * segment["end"]), file=file, end="\t")
-            print(segment["text"].strip().replace("\t", " "), file=file, flush=True)
+def _srt(result: dict, file: TextIO, options: dict | None = None, **line_options) -> None:
+    stamp = functools.partial(format_timestamp, always_include_hours=True, decimal_marker=",")
+    for number, (start, end, text) in enumerate(cues(result, stamp, options, **line_options), 1):
+        file.write(f"{number}\n{start} --> {end}\n{text}\n\n")
 
 
-class WriteJSON(ResultWriter):
-    extension: str = "json"
+def _tsv(result: dict, file: TextIO, options: dict | None = None, **_) -> None:
+    """Whole milliseconds, tab-separated: read the same under every locale."""
+    file.write("start\tend\ttext\n")
+    for segment in result["segments"]:
+        start_ms, end_ms = round(segment["start"] * 1000), round(segment["end"] * 1000)
+        file.write(f"{start_ms}\t{end_ms}\t{segment['text'].strip().replace(chr(9), ' ')}\n")
 
-    def write_result(
-        self, result: dict, file: TextIO, options: dict | None = None, **kwargs
-    ) -> None:
-        json.dump(result, file)
+
+def _json(result: dict, file: TextIO, options: dict | None = None, **_) -> None:
+    json.dump(result, file)
 
 
-WRITERS: dict[str, type[ResultWriter]] = {
-    "txt": WriteTXT,
-    "vtt": WriteVTT,
-    "srt": WriteSRT,
-    "tsv": WriteTSV,
-    "json": WriteJSON,
+FORMATS: dict[str, Callable[..., None]] = {
+    "txt": _txt,
+    "vtt": _vtt,
+    "srt": _srt,
+    "tsv": _tsv,
+    "json": _json,
 }
+WRITERS = FORMATS  # the CLI's --output_format choices
+
+
+@dataclass
+class ResultWriter:
+    """Writes results in one format into output_dir, each file named after its audio."""
+
+    extension: str
+    output_dir: str | os.PathLike[str] | None
+
+    def write_result(self, result: dict, file: TextIO, options: dict | None = None, **kwargs):
+        FORMATS[self.extension](result, file, options, **kwargs)
+
+    def __call__(self, result: dict, audio_path: str, options: dict | None = None, **kwargs):
+        stem = os.path.splitext(os.path.basename(audio_path))[0]
+        path = os.path.join(self.output_dir, f"{stem}.{self.extension}")
+        with open(path, "w", encoding="utf-8") as file:
+            self.write_result(result, file, options, **kwargs)
+
+
+# openai-whisper's writer names, e.g. WriteSRT(output_dir)
+WriteTXT = functools.partial(ResultWriter, "txt")
+WriteVTT = functools.partial(ResultWriter, "vtt")
+WriteSRT = functools.partial(ResultWriter, "srt")
+WriteTSV = functools.partial(ResultWriter, "tsv")
+WriteJSON = functools.partial(ResultWriter, "json")
 
 
 def get_writer(output_format: str, output_dir: str | os.PathLike[str]) -> Callable[..., None]:
-    """A writer(result, audio_path, options=None, **kwargs) for one format, or for all of them."""
+    """writer(result, audio_path, options=None, **line_options) for one format or "all"."""
     if output_format == "all":
-        all_writers = [writer(output_dir) for writer in WRITERS.values()]
+        every = [ResultWriter(name, output_dir) for name in FORMATS]
 
-        def write_all(result: dict, audio_path: str, options: dict | None = None, **kwargs) -> None:
-            for writer in all_writers:
+        def write_all(result: dict, audio_path: str, options: dict | None = None, **kwargs):
+            for writer in every:
                 writer(result, audio_path, options, **kwargs)
 
         return write_all
-
-    if output_format not in WRITERS:
+    if output_format not in FORMATS:
         raise ValueError(
-            f"unknown output format {output_format!r}: expected one of {', '.join(WRITERS)} or all"
+            f"unknown output format {output_format!r}: expected one of {', '.join(FORMATS)} or all"
         )
-    return WRITERS[output_format](output_dir)
+    return ResultWriter(output_format, output_dir)

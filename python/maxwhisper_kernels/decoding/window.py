@@ -1,0 +1,219 @@
+"""Decoding a batch of 30-second windows: the prompt layout, then the step loop that asks the
+model for logits, applies the token rules and lets the search pick, then the choice of text.
+
+    plan = plan_decoding(model, options)        # fixed before the first token
+    results = run_plan(model, plan, mel)        # one DecodingResult per window
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from ..audio import CHUNK_LENGTH
+from ..tokenizer import Tokenizer
+from .interface import (
+    AudioFeatures,
+    Inference,
+    WhisperModel,
+    check_language_and_task,
+    features_of,
+    get_model_tokenizer,
+)
+from .language import language_scores
+from .options import DecodingOptions, DecodingResult, compression_ratio, validate
+from .rules import TokenRules, token_rules
+from .search import BeamSearch, Sampler, best_candidates, log_softmax
+
+
+@dataclass(frozen=True)
+class DecodingPlan:
+    """What one DecodingOptions fixes before the first token is written."""
+
+    options: DecodingOptions
+    tokenizer: Tokenizer
+    initial_tokens: tuple[int, ...]  # [<|startofprev|> prompt] sot sequence [prefix]
+    sample_begin: int  # len(initial_tokens): where written tokens start
+    sot_index: int  # position of <|startoftranscript|>; its logits give no-speech
+    n_group: int  # rows per window: beams, or draws for best_of
+    sample_len: int  # most tokens to write
+    n_ctx: int  # the decoder's text context
+    rules: TokenRules
+
+
+def _as_tokens(text_or_ids: str | list[int], tokenizer: Tokenizer) -> list[int]:
+    if isinstance(text_or_ids, str):
+        return tokenizer.encode(" " + text_or_ids.strip())
+    return list(text_or_ids)
+
+
+def _initial_tokens(
+    options: DecodingOptions, tokenizer: Tokenizer, n_ctx: int, sample_len: int
+) -> tuple[int, ...]:
+    if options.without_timestamps:
+        tokens = list(tokenizer.sot_sequence_including_notimestamps)
+    else:
+        tokens = list(tokenizer.sot_sequence)
+    if options.prefix:
+        # the forced prefix and the written text share the second half of the context
+        room = n_ctx // 2 - sample_len
+        prefix = _as_tokens(options.prefix, tokenizer)
+        tokens += prefix[-room:] if room > 0 else prefix
+    if options.prompt:
+        # the prompt keeps its most recent tokens, up to the first half with <|startofprev|>
+        previous = _as_tokens(options.prompt, tokenizer)[-(n_ctx // 2 - 1) :]
+        tokens = [tokenizer.sot_prev, *previous, *tokens]
+    return tuple(tokens)
+
+
+def plan_decoding(model: WhisperModel, options: DecodingOptions) -> DecodingPlan:
+    check_language_and_task(model, options.language, options.task)
+    validate(options)
+    # a multilingual prompt needs a language token; detection overwrites this placeholder
+    tokenizer = get_model_tokenizer(model, language=options.language or "en", task=options.task)
+    n_ctx = model.dims.n_text_ctx
+    sample_len = options.sample_len or n_ctx // 2
+    initial = _initial_tokens(options, tokenizer, n_ctx, sample_len)
+
+    latest_start = None
+    if options.max_initial_timestamp:
+        seconds_per_step = CHUNK_LENGTH / model.dims.n_audio_ctx  # 0.02 s per timestamp token
+        latest_start = round(options.max_initial_timestamp / seconds_per_step)
+    rules = token_rules(
+        tokenizer,
+        len(initial),
+        suppress_blank=options.suppress_blank,
+        suppress_tokens=options.suppress_tokens,
+        timestamps=not options.without_timestamps,
+        latest_start=latest_start,
+    )
+    return DecodingPlan(
+        options=options,
+        tokenizer=tokenizer,
+        initial_tokens=initial,
+        sample_begin=len(initial),
+        sot_index=initial.index(tokenizer.sot),
+        n_group=options.beam_size or options.best_of or 1,
+        sample_len=sample_len,
+        n_ctx=n_ctx,
+        rules=rules,
+    )
+
+
+def _write(
+    plan: DecodingPlan, inference: Inference, search: Sampler | BeamSearch, tokens: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """The step loop: (tokens, sum of log probabilities, no-speech probability) per row."""
+    sums = np.zeros(len(tokens))
+    no_speech = [np.nan] * len(tokens)
+    for step in range(plan.sample_len):
+        if step == 0:
+            # the first call also reads the prediction after <|sot|>: the no-speech odds
+            logits = inference.logits(tokens, positions=[plan.sot_index, -1])
+            after_sot = np.exp(log_softmax(logits[:, 0]))
+            no_speech = after_sot[:, plan.tokenizer.no_speech].tolist()
+        else:
+            logits = inference.logits(tokens, positions=[-1])
+        # a float64 copy: the rules write into it, the model's buffer stays as it was
+        logits = logits[:, -1].astype(np.float64)
+        plan.rules.apply(logits, tokens)
+        tokens, finished = search.step(tokens, logits, sums)
+        if finished or tokens.shape[-1] > plan.n_ctx:
+            break
+    return tokens, sums, no_speech
+
+
+def run_plan(
+    model: WhisperModel,
+    plan: DecodingPlan,
+    mel: np.ndarray | AudioFeatures,
+    initial_tokens: Sequence[Sequence[int]] | None = None,
+) -> list[DecodingResult]:
+    """Decodes mels [n_audio, n_mels, n_frames] (or their features). initial_tokens, one row
+    per audio, stand in for the plan's own (each window its own prompt); all rows must have the
+    plan's length, since the rows of a batch sit at the same text positions."""
+    options, tokenizer, group = plan.options, plan.tokenizer, plan.n_group
+    audio_features, n_audio = features_of(model, mel)
+    rows = [plan.initial_tokens] * n_audio if initial_tokens is None else initial_tokens
+    if len(rows) != n_audio or any(len(row) != plan.sample_begin for row in rows):
+        raise ValueError(
+            f"expected {n_audio} rows of {plan.sample_begin} initial tokens, one per audio"
+        )
+    tokens = np.array(rows, dtype=np.int64)
+
+    languages: list[str] = [options.language or "en"] * n_audio
+    language_probs = None
+    if options.language is None and model.is_multilingual:
+        found, language_probs = language_scores(model, audio_features, n_audio, tokenizer)
+        tokens[:, plan.sot_index + 1] = found  # the placeholder language token
+        languages = [max(probs, key=probs.get) for probs in language_probs]
+
+    inference = model.new_inference(audio_features, n_group=group)
+    if options.beam_size is not None:
+        search = BeamSearch(options.beam_size, tokenizer.eot, inference, options.patience)
+    else:
+        search = Sampler(options.temperature, tokenizer.eot, np.random.default_rng(options.seed))
+    try:
+        tokens, sums, no_speech = _write(plan, inference, search, np.repeat(tokens, group, 0))
+    finally:
+        inference.cleanup_caching()
+
+    sequences, totals = search.candidates(
+        tokens.reshape(n_audio, group, -1), sums.reshape(n_audio, group)
+    )
+    # keep only the written text: from sample_begin up to the first <|endoftext|>
+    sequences = [
+        [seq[plan.sample_begin : seq.index(tokenizer.eot, plan.sample_begin)] for seq in found]
+        for found in sequences
+    ]
+    picked = best_candidates(sequences, totals, options.length_penalty)
+
+    results = []
+    for audio, best in enumerate(picked):
+        text_tokens = sequences[audio][best]
+        text = tokenizer.decode(text_tokens).strip()
+        results.append(
+            DecodingResult(
+                language=languages[audio],
+                language_probs=None if language_probs is None else language_probs[audio],
+                tokens=text_tokens,
+                text=text,
+                # the <|endoftext|> counts: its log probability is part of the sum
+                avg_logprob=totals[audio][best] / (len(text_tokens) + 1),
+                no_speech_prob=no_speech[audio * group],
+                temperature=options.temperature,
+                compression_ratio=compression_ratio(text),
+            )
+        )
+    return results
+
+
+def decode_batch(
+    model: WhisperModel, mel: np.ndarray | AudioFeatures, options: Sequence[DecodingOptions]
+) -> list[DecodingResult]:
+    """Decodes windows (mels [n_audio, n_mels, 3000] or their features) with one options set
+    each. The sets may differ in their prompts only, and those must come to the same number of
+    tokens: a single decoder run serves all windows, at shared text positions."""
+    plans = [plan_decoding(model, o) for o in options]
+    if any(replace(o, prompt=None) != replace(options[0], prompt=None) for o in options):
+        raise ValueError("the options of a batch may differ only in their prompts")
+    return run_plan(model, plans[0], mel, [plan.initial_tokens for plan in plans])
+
+
+def decode(
+    model: WhisperModel,
+    mel: np.ndarray | AudioFeatures,
+    options: DecodingOptions = DecodingOptions(),  # frozen, so one default is safe to share
+    **overrides: Any,
+) -> DecodingResult | list[DecodingResult]:
+    """Decodes 30-second windows: a mel [n_mels, 3000] gives one DecodingResult, a batch
+    [n_audio, n_mels, 3000] (or model.encode's features of one) a list. Keyword arguments
+    replace fields of options."""
+    if overrides:
+        options = replace(options, **overrides)
+    one = isinstance(mel, np.ndarray) and mel.ndim == 2
+    results = run_plan(model, plan_decoding(model, options), mel[None] if one else mel)
+    return results[0] if one else results
