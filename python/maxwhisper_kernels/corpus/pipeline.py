@@ -157,9 +157,12 @@ def transcribe_corpus(
         # One CPU beyond the actors' so decode tasks are never starved by the pool.
         own_runtime = _init_ray(address, workers * threads_per_worker + 1)
         try:
-            if device == "gpu" and ray.cluster_resources().get("GPU", 0) < 1:
+            gpus = ray.cluster_resources().get("GPU", 0)
+            if device == "gpu" and gpus < workers:
+                # Ray would wait for the missing GPUs forever.
                 raise DeviceUnavailableError(
-                    f"device 'gpu': the Ray cluster ({address or 'local runtime'}) has no GPU"
+                    f"device 'gpu': {workers} actors need {workers} GPUs, the Ray cluster "
+                    f"({address or 'local runtime'}) has {gpus:g}"
                 )
             rows = _run(todo, output, model, compute_type, device, workers, threads_per_worker,
                         batch_size, tuple(f for f in formats if f in SUBTITLE_FORMATS),
