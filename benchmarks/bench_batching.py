@@ -25,6 +25,8 @@ from maxwhisper_kernels.audio import SAMPLE_RATE, load_audio
 from maxwhisper_kernels.model import load_model
 from maxwhisper_kernels.transcribe import transcribe_batch
 
+import provenance  # benchmarks/, the script's own folder
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_AUDIO = REPO_ROOT.parent / "shared" / "audio"
 TEXTS = REPO_ROOT / "benchmarks" / "e2e" / "texts"
@@ -134,9 +136,7 @@ def main() -> None:
         rows.append((set_name, seconds, mode, windows, medians, same))
         print(set_name, mode, windows, medians, "same text" if same else "TEXT DIFFERS", flush=True)
 
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
-    ).stdout.strip()
+    commit = provenance.commit()
     lines = [
         "# Batching several files (transcribe_batch)",
         "",

@@ -14,7 +14,6 @@ import concurrent.futures
 import datetime
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,8 @@ import openai
 
 from maxwhisper_kernels.model import load_model
 from maxwhisper_kernels.server import ServerConfig
+
+import provenance  # benchmarks/, the script's own folder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))
@@ -79,9 +80,7 @@ def main() -> None:
 
     reference = rows[-1][4]  # batching off, most clients: each clip decoded alone
     same = all(row[4] == reference for row in rows)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO_ROOT
-    ).stdout.strip()
+    commit = provenance.commit()
     lines = [
         "# maxwhisper-server under concurrent clients",
         "",

@@ -10,7 +10,6 @@ microsecond-scale calls are not lost in timer and scheduler noise.
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib.metadata
 import importlib.util
 import json
@@ -32,6 +31,7 @@ from max.driver import CPU, Buffer
 from max.engine import InferenceSession, Model
 from max.graph import BufferType, DeviceRef, Graph, TensorType
 from maxwhisper_kernels.build import kernel_library
+from provenance import cpu_facts, isa_tag, now
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -140,28 +140,6 @@ def _blas_info() -> list[dict]:
     return [{k: pool.get(k) for k in keys} for pool in threadpool_info()]
 
 
-def _cpu_facts() -> dict:
-    facts: dict = {}
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        key, _, value = line.partition(":")
-        key, value = key.strip(), value.strip()
-        if key in ("model name", "cpu family", "model") and key not in facts:
-            facts[key] = value
-        elif key == "flags" and "flags" not in facts:
-            flags = set(value.split())
-            facts["flags"] = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni") if f in flags]
-    return facts
-
-
-def isa_tag() -> str:
-    """The vector instruction set the kernels were compiled for here: results
-    of different sets are kept apart, since tiles are chosen per set."""
-    flags = _cpu_facts().get("flags", [])
-    if "avx512f" in flags:
-        return "avx512"
-    return "avx2" if "avx2" in flags else platform.machine()
-
-
 def _sgemm_gflops() -> float:
     """Best of a few NumPy sgemm runs: the practical fp32 ceiling right now,
     and a gauge of how busy the shared machine was."""
@@ -178,8 +156,8 @@ def machine_info() -> dict:
     versions = {p: importlib.metadata.version(p) for p in ("max", "mojo", "numpy")}
     env_keys = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
     return {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "cpu": _cpu_facts(),
+        "date": now(),
+        "cpu": cpu_facts(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "versions": versions,

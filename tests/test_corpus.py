@@ -82,8 +82,16 @@ def test_list_inputs_folder_glob_manifest(corpus, tmp_path):
 
 def test_local_run_then_resume(corpus, expected, tmp_path):
     output = tmp_path / "out"
-    summary = transcribe_corpus([corpus], output, workers=1, batch_size=2)
+    stop, seen = threading.Event(), {}
+    watcher = threading.Thread(target=_watch_max_threads, args=(stop, seen), daemon=True)
+    watcher.start()
+    summary = transcribe_corpus([corpus], output, workers=1, threads_per_worker=1, batch_size=2)
+    stop.set()
+    watcher.join(5)
     assert not ray.is_initialized()  # the local runtime it started is stopped
+    # The actor's MAX CPU device has as many workers as the one Ray CPU it holds
+    # (MAX's default on this machine would be one per core).
+    assert seen and set(seen.values()) == {1}, seen
     check_run(output, expected, corpus)
     assert summary["skipped"] == 0 and summary["rtf"] > 0
 
@@ -110,6 +118,40 @@ def _actor_pids() -> list[int]:
         if entry.name.isdigit() and b"ray::MapWorker" in cmdline and b"Transcriber" in cmdline:
             pids.append(int(entry.name))
     return pids
+
+
+def _max_threads(pid: int) -> int:
+    """MAX's CPU workers ("🔥 Thread0", ...) in process `pid`."""
+    count = 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            count += (task / "comm").read_text(errors="replace").startswith("🔥 Thread")
+        except OSError:
+            continue
+    return count
+
+
+def _watch_max_threads(stop: threading.Event, seen: dict):
+    """Records each actor's MAX worker count once its model is loaded."""
+    while not stop.is_set():
+        for pid in _actor_pids():
+            try:
+                count = _max_threads(pid)
+            except OSError:
+                continue
+            if count:
+                seen[pid] = max(count, seen.get(pid, 0))
+        time.sleep(0.2)
+
+
+def test_gpu_run_without_a_gpu_fails_before_ray(corpus, tmp_path, capsys):
+    from maxwhisper_kernels.model import DeviceUnavailableError
+
+    with pytest.raises(DeviceUnavailableError, match="no GPU on this machine"):
+        transcribe_corpus([corpus], tmp_path / "gpu", device="gpu")
+    assert not ray.is_initialized() and not (tmp_path / "gpu").exists()
+    assert corpus_main([str(corpus), "--output", str(tmp_path / "gpu"), "--device", "gpu"]) == 2
+    assert "no GPU on this machine" in capsys.readouterr().err
 
 
 def _kill_first_actor(stop: threading.Event, killed: list):
@@ -139,12 +181,19 @@ def time_limit():
 def test_two_node_cluster_with_a_killed_actor(corpus, expected, tmp_path):
     from ray.cluster_utils import Cluster
 
+    from maxwhisper_kernels.model import DeviceUnavailableError
+
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     try:
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes(timeout=60)
         ray.init(address=cluster.address, log_to_driver=False)
         assert len([n for n in ray.nodes() if n["Alive"]]) == 2
+        # A GPU run on a cluster without GPUs stops before any actor starts.
+        assert ray.cluster_resources().get("GPU", 0) == 0
+        with pytest.raises(DeviceUnavailableError, match="need 1 GPUs, the Ray cluster .* has 0"):
+            transcribe_corpus([corpus], tmp_path / "gpu", address=cluster.address, device="gpu")
+        assert not list((tmp_path / "gpu").glob("run-*"))
         stop, killed = threading.Event(), []
         killer = threading.Thread(target=_kill_first_actor, args=(stop, killed), daemon=True)
         killer.start()

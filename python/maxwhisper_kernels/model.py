@@ -17,6 +17,7 @@ from max.graph import DeviceRef
 
 from . import COMPUTE_TYPES
 from .audio import HOP_LENGTH
+from .cpu_device import cpu_session
 from .graph import (
     build_decoder_step,
     build_encoder,
@@ -271,7 +272,8 @@ def load_model(
     """Loads a checkpoint by model name (an installed weights package), a
     directory or a file, and compiles its graphs (once per machine: MAX keeps
     compiled graphs in its cache, so later processes start in seconds).
-    num_threads limits MAX's CPU worker threads (default: all cores);
+    num_threads sets MAX's CPU worker threads (default: one per core; see
+    cpu_device for when it can take effect);
     compute_type sets the decoder's weight matrices (decoder_matrix_dtype);
     the encoder always computes in float32."""
     if device in ("gpu", "cuda"):
@@ -285,4 +287,4 @@ def load_model(
         raise ValueError(f"device {device!r} is not supported yet: the kernels' GPU paths are not built")
     check_compute_type(compute_type)
     checkpoint = load_checkpoint(name_or_path)
-    return Whisper(checkpoint, InferenceSession(devices=[CPU()], num_threads=num_threads), compute_type)
+    return Whisper(checkpoint, cpu_session(num_threads), compute_type)

@@ -19,6 +19,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, help="output folder (Parquet shards, _SUCCESS summary)")
     parser.add_argument("--model", default="tiny.en")
     parser.add_argument("--compute_type", default="default", choices=COMPUTE_TYPES)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "gpu"),
+                        help="gpu: one GPU per actor (Ray num_gpus=1)")
     parser.add_argument("--address", default=None, help="Ray cluster (auto or ray://host:port); default: a local runtime")
     parser.add_argument("--workers", type=int, default=1, help="actors, one model each")
     parser.add_argument("--threads_per_worker", type=int, default=1, help="MAX CPU threads (= Ray CPUs) per actor")
@@ -38,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = transcribe_corpus(
             args.inputs, args.output, model=args.model, compute_type=args.compute_type,
-            address=args.address, workers=args.workers, threads_per_worker=args.threads_per_worker,
+            device=args.device, address=args.address, workers=args.workers, threads_per_worker=args.threads_per_worker,
             batch_size=args.batch_size, language=args.language,
             formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
             retry_failed=args.retry_failed,

@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 from ..audio import SAMPLE_RATE, AudioError, load_audio
+from ..model import DeviceUnavailableError
 from .bookkeeping import ROW_COLUMNS, existing_rows, new_run_dir, pending
 from .inputs import content_hash, list_inputs
 from .summary import summarize, write_summary
@@ -36,23 +37,19 @@ class Transcriber:
     """A Ray Data actor: loads the model once, then transcribes each batch of
     decoded files together with transcribe_batch."""
 
-    def __init__(self, model: str, compute_type: str, num_threads: int,
+    def __init__(self, model: str, compute_type: str, device: str, num_threads: int,
                  options: dict, formats: tuple[str, ...], output: str):
         import maxwhisper_kernels as mw
 
         self.model_name = model
-        # load_model(num_threads=n) aborts in a Ray worker ("getOrCreateCPUDevice called
-        # requesting different options"), so MAX keeps its default thread count for now;
-        # num_threads still sizes the actor's Ray CPU reservation.
-        del num_threads
-        self.model = mw.load_model(model, compute_type=compute_type)
+        # As many MAX CPU workers as the Ray CPUs this actor holds, so that actors
+        # sharing a node do not oversubscribe its cores.
+        self.model = mw.load_model(model, device=device, compute_type=compute_type,
+                                   num_threads=num_threads if device == "cpu" else None)
         self.options = options
         self.options_json = json.dumps(options, sort_keys=True)
         self.output = output
         self.formats = formats
-
-    def _options_for(self, language: str | None) -> dict:
-        return {**self.options, "language": language} if language else self.options
 
     def _transcribe(self, audios: list[np.ndarray], language: str | None) -> list:
         """Results (or error strings) for files sharing a language, batched together;
@@ -126,6 +123,7 @@ def transcribe_corpus(
     *,
     model: str = "tiny.en",
     compute_type: str = "default",
+    device: str = "cpu",
     address: str | None = None,
     workers: int = 1,
     threads_per_worker: int = 1,
@@ -137,10 +135,12 @@ def transcribe_corpus(
 ) -> dict:
     """Transcribes every audio file the inputs name into Parquet rows under
     `output` (one folder per run), skipping files done before; returns the summary
-    that is also written to output/_SUCCESS."""
+    that is also written to output/_SUCCESS. device="gpu" gives each actor one
+    GPU (Ray's num_gpus=1) and fails before any work where there is none."""
     import ray
 
     started = time.perf_counter()
+    _check_local_device(device, address)
     output = os.path.abspath(os.fspath(output))
     os.makedirs(output, exist_ok=True)
     unknown = set(formats) - {"parquet", "jsonl", *SUBTITLE_FORMATS}
@@ -157,7 +157,14 @@ def transcribe_corpus(
         # One CPU beyond the actors' so decode tasks are never starved by the pool.
         own_runtime = _init_ray(address, workers * threads_per_worker + 1)
         try:
-            rows = _run(todo, output, model, compute_type, workers, threads_per_worker,
+            gpus = ray.cluster_resources().get("GPU", 0)
+            if device == "gpu" and gpus < workers:
+                # Ray would wait for the missing GPUs forever.
+                raise DeviceUnavailableError(
+                    f"device 'gpu': {workers} actors need {workers} GPUs, the Ray cluster "
+                    f"({address or 'local runtime'}) has {gpus:g}"
+                )
+            rows = _run(todo, output, model, compute_type, device, workers, threads_per_worker,
                         batch_size, tuple(f for f in formats if f in SUBTITLE_FORMATS),
                         "jsonl" in formats, options)
         finally:
@@ -168,7 +175,22 @@ def transcribe_corpus(
     return summary
 
 
-def _run(todo, output, model, compute_type, workers, threads, batch_size,
+def _check_local_device(device: str, address: str | None) -> None:
+    """Fails before Ray starts when the device cannot be had: an unknown name, or a
+    GPU run without a cluster on a machine where MAX finds no GPU."""
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"device {device!r}: expected 'cpu' or 'gpu'")
+    if device == "gpu" and address is None:
+        from max.driver import accelerator_count
+
+        if accelerator_count() == 0:
+            raise DeviceUnavailableError(
+                "device 'gpu': MAX finds no GPU on this machine; use device 'cpu', or "
+                "the address of a Ray cluster with GPU nodes"
+            )
+
+
+def _run(todo, output, model, compute_type, device, workers, threads, batch_size,
          subtitle_formats, jsonl, options) -> list[dict]:
     import ray.data
 
@@ -179,11 +201,12 @@ def _run(todo, output, model, compute_type, workers, threads, batch_size,
         .map_batches(
             Transcriber,
             fn_constructor_kwargs=dict(
-                model=model, compute_type=compute_type, num_threads=threads,
+                model=model, compute_type=compute_type, device=device, num_threads=threads,
                 options=options, formats=subtitle_formats, output=output,
             ),
             compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=threads,
+            num_gpus=1 if device == "gpu" else 0,
             batch_size=batch_size,
             batch_format="numpy",
         )

@@ -1,0 +1,71 @@
+"""MAX's CPU worker-thread count (cpu_device.cpu_session): each case runs in a fresh
+process, since a process holds one MAX CPU device for its whole life."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+JFK = Path(__file__).resolve().parents[1].parent / "shared" / "audio" / "jfk.flac"
+if not JFK.is_file():
+    JFK = Path("/work/shared/audio/jfk.flac")
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores to tell 1 thread from the default")
+def test_one_thread_then_a_conflicting_request():
+    code = """
+import os
+from maxwhisper_kernels.cpu_device import cpu_session, max_worker_threads
+assert max_worker_threads() == 0
+session = cpu_session(1)
+workers = [t for t in os.listdir('/proc/self/task')
+           if open(f'/proc/self/task/{t}/comm').read().startswith('🔥 Thread')]
+# one MAX worker, free to run on every core the process may use
+assert len(workers) == max_worker_threads() == 1, workers
+assert os.sched_getaffinity(int(workers[0])) == os.sched_getaffinity(0), workers
+assert len(os.sched_getaffinity(0)) >= 2
+cpu_session(1)  # the same count again is fine
+try:
+    cpu_session(2)
+except ValueError as exc:
+    print('refused:', exc)
+"""
+    done = run_python(code)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "already exists in this process with 1 threads" in done.stdout
+
+
+def test_default_is_one_thread_per_core():
+    done = run_python(
+        "from maxwhisper_kernels.cpu_device import cpu_session, max_worker_threads\n"
+        "cpu_session(); print(max_worker_threads())"
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.split()[-1]) == len(os.sched_getaffinity(0))
+
+
+def test_too_many_threads_is_refused():
+    from maxwhisper_kernels.cpu_device import cpu_session
+
+    with pytest.raises(ValueError, match="may run on"):
+        cpu_session(len(os.sched_getaffinity(0)) + 1)
+
+
+def test_load_model_with_one_thread_transcribes_like_the_default(tiny_en):
+    """load_model(num_threads=1) (the CLI's --threads) used to abort the process."""
+    done = run_python(
+        "from maxwhisper_kernels import load_model\n"
+        "from maxwhisper_kernels.cpu_device import max_worker_threads\n"
+        f"model = load_model('tiny.en', num_threads=1)\n"
+        f"print(max_worker_threads()); print(model.transcribe({str(JFK)!r})['text'])"
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    count, text = done.stdout.strip().split("\n")[-2:]
+    assert count == "1"
+    assert text == tiny_en.transcribe(str(JFK))["text"]
