@@ -17,6 +17,9 @@ import wave
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: provenance
+import provenance  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 CACHE = HERE / "cache"  # git-ignored: synthesised clips, source snapshots, quick-mode results
@@ -214,15 +217,6 @@ def cpu_flags() -> str:
     return ""
 
 
-def isa() -> str:
-    """The vector instruction set tag results are filed under (tiles are chosen per set, so
-    figures of different sets are kept apart): avx512, avx2, or the machine's name."""
-    flags = cpu_flags().split()
-    if "avx512f" in flags:
-        return "avx512"
-    return "avx2" if "avx2" in flags else platform.machine()
-
-
 def cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -267,7 +261,7 @@ def machine() -> dict:
     return {
         "cpu": cpu_model(),
         "cpu_flags": cpu_flags(),
-        "isa": isa(),
+        "isa": provenance.isa_tag(),
         "cores": cores(),
         "memory_gib": round(memory_gib(), 1),
         "kernel": platform.release(),

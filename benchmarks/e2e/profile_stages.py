@@ -222,9 +222,9 @@ def main(argv=None) -> int:
         "warmup_s": warmup_s,
         "profiles": profiles,
     }
-    common.write_json(out_dir / f"e2e_stages-{common.isa()}.json", report)
-    (out_dir / f"e2e_stages-{common.isa()}.md").write_text(markdown(report))
-    print(f"wrote {out_dir}/e2e_stages-{common.isa()}.md, .json")
+    common.write_json(out_dir / f"e2e_stages-{common.provenance.isa_tag()}.json", report)
+    (out_dir / f"e2e_stages-{common.provenance.isa_tag()}.md").write_text(markdown(report))
+    print(f"wrote {out_dir}/e2e_stages-{common.provenance.isa_tag()}.md, .json")
     print(markdown(report))
     return 0
 

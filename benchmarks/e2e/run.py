@@ -240,10 +240,10 @@ def main(argv=None) -> int:
         "runs": runs,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    common.write_json(out_dir / f"e2e-{common.isa()}.json", report)
-    (out_dir / f"e2e-{common.isa()}.md").write_text(markdown(report))
-    plot(report, out_dir / f"e2e-{common.isa()}.png")
-    print(f"\nwrote {out_dir}/e2e-{common.isa()}.md, .json, .png ({report['wall_s'] / 60:.1f} min)\n")
+    common.write_json(out_dir / f"e2e-{common.provenance.isa_tag()}.json", report)
+    (out_dir / f"e2e-{common.provenance.isa_tag()}.md").write_text(markdown(report))
+    plot(report, out_dir / f"e2e-{common.provenance.isa_tag()}.png")
+    print(f"\nwrote {out_dir}/e2e-{common.provenance.isa_tag()}.md, .json, .png ({report['wall_s'] / 60:.1f} min)\n")
     print(table(report))
 
     if not args.no_profile:

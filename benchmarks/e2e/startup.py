@@ -148,12 +148,12 @@ def main(argv=None) -> int:
               f"overhead {rows[name]['overhead_s']:.2f} s, peak RSS {rows[name]['peak_rss_mib']:.0f} MiB")
     report = {
         "machine": machine | {"loadavg_end": list(os.getloadavg())},
-        "isa": common.isa(),
+        "isa": common.provenance.isa_tag(),
         "commit": common.git("rev-parse", "HEAD"),
         "repeats": args.repeats,
         "rows": rows,
     }
-    stem = common.RESULTS / f"startup-{common.isa()}"
+    stem = common.RESULTS / f"startup-{common.provenance.isa_tag()}"
     common.write_json(stem.with_suffix(".json"), report)
     stem.with_suffix(".md").write_text(markdown(report))
     print(f"wrote {stem}.md")
