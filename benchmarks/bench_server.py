@@ -1,6 +1,7 @@
 """maxwhisper-server under concurrent openai clients: requests per minute and audio seconds per
-second at 1, 4 and 16 clients, with batching on (--max-batch 16) and off (--max-batch 1), on one
-tiny.en model in one run. Each client sends its share of the same list of short dev clips; the
+second at 1, 4 and 16 clients, with batching on (--max-batch 16: up to 16 requests' windows per
+round) and off (--max-batch 1: one window per round, the requests taking turns), on one tiny.en
+model in one run. Each client sends its share of the same list of short dev clips; the
 two servers answer the same requests, and their texts are checked equal before any figure is kept.
 Writes benchmarks/results/server.md.
 
@@ -74,7 +75,8 @@ def main() -> None:
             for clients in clients_list:
                 load_before = os.getloadavg()[0]
                 wall, latencies, texts = load(url, clips, clients)
-                rows.append((max_batch, clients, wall, latencies, texts, load_before))
+                load_during = f"{load_before:.1f}-{os.getloadavg()[0]:.1f}"
+                rows.append((max_batch, clients, wall, latencies, texts, load_during))
                 print(f"max_batch {max_batch:2d}, {clients:2d} clients: {wall:.1f} s", flush=True)
 
     reference = rows[-1][4]  # batching off, most clients: each clip decoded alone
@@ -87,21 +89,21 @@ def main() -> None:
         "",
         f"`.venv/bin/python benchmarks/bench_server.py --requests {args.requests} "
         f"--clients {args.clients}` at {commit}, {datetime.date.today()}; {os.cpu_count()} cores, "
-        "shared with other processes (1-minute load average at the start of each row below). "
+        "shared with other processes (1-minute load average at the start and end of each row). "
         f"tiny.en, {len(clips)} requests of the shortest dev clips ({audio_seconds:.1f} s of audio), "
         "openai client, server in the benchmark's process.",
         "",
         "| batching | clients | wall (s) | requests/min | audio s/s | p50 (s) | p95 (s) | load avg |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for max_batch, clients, wall, latencies, _, load_before in rows:
+    for max_batch, clients, wall, latencies, _, load_during in rows:
         ordered = sorted(latencies)
         p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
         batching = f"on (max {max_batch})" if max_batch > 1 else "off (1)"
         lines.append(
             f"| {batching} | {clients} | {wall:.1f} | {60 * len(clips) / wall:.1f} | "
             f"{audio_seconds / wall:.2f} | {statistics.median(ordered):.2f} | {p95:.2f} | "
-            f"{load_before:.1f} |"
+            f"{load_during} |"
         )
     lines += ["", f"Every row's texts equal batching off's: {'yes' if same else 'NO'}.", ""]
     RESULT.write_text("\n".join(lines))
