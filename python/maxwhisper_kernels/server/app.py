@@ -44,6 +44,25 @@ class ServerConfig:
         return (self.model_name, "whisper-1")
 
 
+class RequireAPIKey:
+    """'Authorization: Bearer KEY' on the /v1/ routes, else 401. A plain ASGI middleware rather
+    than @app.middleware("http"): starlette's BaseHTTPMiddleware wraps the receive channel, and
+    behind it request.is_disconnected() never sees the client hang up."""
+
+    def __init__(self, app, key: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {key}".encode()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            sent = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(sent, self.expected):
+                error = APIError(401, "missing or wrong API key", code="invalid_api_key")
+                await error_response(error)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(model, config: ServerConfig) -> FastAPI:
     metrics = Metrics()
     scheduler_box: dict[str, Scheduler] = {}
@@ -73,16 +92,8 @@ def create_app(model, config: ServerConfig) -> FastAPI:
         log.exception("unexpected error on %s", request.url.path)
         return error_response(INTERNAL)
 
-    @app.middleware("http")
-    async def _authorize(request: Request, call_next):
-        if config.api_key is not None and request.url.path.startswith("/v1/"):
-            sent = request.headers.get("authorization", "")
-            expected = f"Bearer {config.api_key}"
-            if not hmac.compare_digest(sent.encode(), expected.encode()):
-                return error_response(
-                    APIError(401, "missing or wrong API key", code="invalid_api_key")
-                )
-        return await call_next(request)
+    if config.api_key is not None:
+        app.add_middleware(RequireAPIKey, key=config.api_key)
 
     async def _transcription(request: Request, task: str) -> Response:
         started = time.monotonic()
