@@ -18,6 +18,7 @@ the same rotation, decoded in a batch of their own.
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +34,8 @@ from max._mlir_context import ensure_default_mlir_context
 
 from ..transcribe import AudioTranscription, decode_next_windows, start_transcriptions
 from .metrics import Metrics
+
+log = logging.getLogger("maxwhisper.server")
 
 
 class QueueFull(Exception):
@@ -192,7 +195,10 @@ class Scheduler:
     def _publish(job: Job) -> None:
         segments = job.transcription.all_segments
         if job.on_segments is not None and len(segments) > job.published:
-            job.on_segments(segments[job.published :])
+            try:
+                job.on_segments(segments[job.published :])
+            except Exception:  # a listener's failure must not stop the worker serving the rest
+                log.exception("could not hand a request its new segments")
         job.published = len(segments)
 
     def _finish(self, job: Job, result=None, error=None, cancelled=False) -> None:
