@@ -6,6 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import statistics
 import time
+import urllib.request
 
 import pytest
 from clips import SHARED_AUDIO
@@ -26,9 +27,21 @@ def shortest_dev_clips(count: int) -> list[str]:
     return [row[0] for row in rows[:count]]
 
 
+def rounds(server_url: str) -> tuple[float, float]:
+    """(scheduler rounds so far, rounds that decoded a single window)."""
+    with urllib.request.urlopen(f"{server_url}/metrics", timeout=10) as response:
+        samples = dict(
+            line.rsplit(" ", 1) for line in response.read().decode().splitlines() if line[0] != "#"
+        )
+    return float(samples["maxwhisper_batch_size_count"]), float(
+        samples['maxwhisper_batch_size_bucket{le="1"}']
+    )
+
+
 def test_concurrent_clients_each_get_their_solo_transcript(tiny_en, server_url):
     clips = shortest_dev_clips(N_CLIENTS)
     solo = {clip: tiny_en.transcribe(str(DEV / clip))["text"] for clip in clips}
+    rounds_before, single_before = rounds(server_url)
 
     def one_request(clip: str) -> tuple[str, str, float]:
         client = openai.OpenAI(
@@ -48,11 +61,16 @@ def test_concurrent_clients_each_get_their_solo_transcript(tiny_en, server_url):
     assert sorted(clip for clip, _, _ in answers) == sorted(clips)
     for clip, text, _ in answers:
         assert text == solo[clip], clip
+    rounds_after, single_after = rounds(server_url)
+    # 16 one-window requests at once: the windows of several shared a round
+    assert rounds_after - rounds_before < N_CLIENTS
+    assert rounds_after - rounds_before > single_after - single_before
     latencies = sorted(latency for _, _, latency in answers)
     p95 = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
     print(
         f"\nserver load: {N_CLIENTS} clients, {len(answers) / wall:.2f} requests/s, "
-        f"p50 {statistics.median(latencies):.2f} s, p95 {p95:.2f} s (shared, loaded machine)"
+        f"p50 {statistics.median(latencies):.2f} s, p95 {p95:.2f} s, "
+        f"{rounds_after - rounds_before:.0f} rounds (shared, loaded machine)"
     )
 
 

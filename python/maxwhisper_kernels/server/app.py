@@ -16,8 +16,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from fastapi.responses import StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .errors import APIError, error_response
-from .formats import FORMATTERS, sse_events
+from .errors import APIError, error_body, error_response
+from .formats import FORMATTERS, sse_delta, sse_done, sse_error
 from .metrics import Metrics
 from .page import PAGE
 from .request import parse_request
@@ -26,6 +26,7 @@ from .scheduler import QueueFull, Scheduler, ShuttingDown
 log = logging.getLogger("maxwhisper.server")
 
 RETRY_AFTER_S = 1  # what a client told "queue full" should wait before trying again
+INTERNAL = APIError(500, "internal server error", type="server_error", retry=True)
 CREATED = 1_700_000_000  # a fixed "created" for /v1/models: the checkpoints carry no date
 
 
@@ -41,6 +42,25 @@ class ServerConfig:
     def model_ids(self) -> tuple[str, ...]:
         # whisper-1 is the name OpenAI's examples use; it means this server's model
         return (self.model_name, "whisper-1")
+
+
+class RequireAPIKey:
+    """'Authorization: Bearer KEY' on the /v1/ routes, else 401. A plain ASGI middleware rather
+    than @app.middleware("http"): starlette's BaseHTTPMiddleware wraps the receive channel, and
+    behind it request.is_disconnected() never sees the client hang up."""
+
+    def __init__(self, app, key: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {key}".encode()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            sent = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(sent, self.expected):
+                error = APIError(401, "missing or wrong API key", code="invalid_api_key")
+                await error_response(error)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def create_app(model, config: ServerConfig) -> FastAPI:
@@ -70,71 +90,100 @@ def create_app(model, config: ServerConfig) -> FastAPI:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception):
         log.exception("unexpected error on %s", request.url.path)
-        return error_response(
-            APIError(500, "internal server error", type="server_error", retry=True)
-        )
+        return error_response(INTERNAL)
 
-    @app.middleware("http")
-    async def _authorize(request: Request, call_next):
-        if config.api_key is not None and request.url.path.startswith("/v1/"):
-            sent = request.headers.get("authorization", "")
-            expected = f"Bearer {config.api_key}"
-            if not hmac.compare_digest(sent.encode(), expected.encode()):
-                return error_response(
-                    APIError(401, "missing or wrong API key", code="invalid_api_key")
-                )
-        return await call_next(request)
+    if config.api_key is not None:
+        app.add_middleware(RequireAPIKey, key=config.api_key)
 
     async def _transcription(request: Request, task: str) -> Response:
+        started = time.monotonic()
         metrics.add_in_progress(1)
         try:
-            return await _answer(request, task)
+            parsed = await parse_request(
+                request, task, config.model_ids, config.max_upload_bytes, model.is_multilingual
+            )
+            if parsed.stream:
+                stream = _stream(request, parsed, started)
+                metrics.add_in_progress(1)  # the stream's own, handed back when it ends
+                return StreamingResponse(stream, media_type="text/event-stream")
+            job = _submit(parsed)
+            result = await _watch(request, job, asyncio.wrap_future(job.future))
+        except APIError as error:
+            metrics.count_request(task, error.status)
+            raise
+        except Exception:
+            metrics.count_request(task, 500)
+            raise
         finally:
             metrics.add_in_progress(-1)
-
-    async def _answer(request: Request, task: str) -> Response:
-        endpoint = task
-        started = time.monotonic()
-        try:
-            parsed = await parse_request(
-                request,
-                task,
-                config.model_ids,
-                config.max_upload_bytes,
-                model.is_multilingual,
-            )
-            try:
-                future = scheduler_box["s"].submit(parsed.audio, parsed.transcribe_options())
-            except QueueFull:
-                raise APIError(
-                    429,
-                    "the server is busy: too many queued requests",
-                    type="rate_limit_error",
-                    retry=True,
-                    headers={"Retry-After": str(RETRY_AFTER_S)},
-                ) from None
-            except ShuttingDown:
-                raise APIError(503, "the server is shutting down", type="server_error",
-                               retry=True) from None
-            result = await _wait(request, future)
-        except APIError as error:
-            metrics.count_request(endpoint, error.status)
-            raise
-        metrics.count_request(endpoint, 200)
-        metrics.observe_transcription(parsed.duration, time.monotonic() - started)
-        if parsed.stream:
-            return StreamingResponse(iter(sse_events(result)), media_type="text/event-stream")
+        _answered(parsed, started)
         return FORMATTERS[parsed.response_format](result, parsed)
 
-    async def _wait(request: Request, future):
-        """The result, or the job cancelled when the client goes away while it is queued."""
-        waiting = asyncio.wrap_future(future)
+    def _submit(parsed, on_segments=None):
+        try:
+            return scheduler_box["s"].submit(
+                parsed.audio, parsed.transcribe_options(), on_segments
+            )
+        except QueueFull:
+            raise APIError(
+                429,
+                "the server is busy: too many queued requests",
+                type="rate_limit_error",
+                retry=True,
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            ) from None
+        except ShuttingDown:
+            raise APIError(
+                503, "the server is shutting down", type="server_error", retry=True
+            ) from None
+
+    def _answered(parsed, started: float) -> None:
+        metrics.count_request(parsed.task, 200)
+        metrics.observe_transcription(parsed.duration, time.monotonic() - started)
+
+    def _stream(request: Request, parsed, started: float):
+        """Server-sent events: a delta per segment as the scheduler decodes it, then done. The
+        job is submitted here, before the 200 goes out, so a full queue is still a 429."""
+        loop = asyncio.get_running_loop()
+        segments: asyncio.Queue[list[dict] | None] = asyncio.Queue()
+        job = _submit(parsed, lambda new: loop.call_soon_threadsafe(segments.put_nowait, new))
+        # queued after the last segments, since the worker publishes them before the result
+        job.future.add_done_callback(lambda _: loop.call_soon_threadsafe(segments.put_nowait, None))
+
+        async def events():
+            try:
+                while (new := await _watch(request, job, segments.get())) is not None:
+                    for segment in new:
+                        yield sse_delta(segment)
+                result = job.future.result()
+            except APIError as error:  # the client went away
+                metrics.count_request(parsed.task, error.status)
+                return
+            except Exception:  # noqa: BLE001 - the status is sent: the error goes as an event
+                log.exception("transcription failed while streaming")
+                metrics.count_request(parsed.task, 500)
+                yield sse_error(error_body(INTERNAL))
+                return
+            finally:
+                if not job.future.done():  # closed by the server (disconnect seen on a write)
+                    job.cancel()
+                metrics.add_in_progress(-1)
+            _answered(parsed, started)
+            yield sse_done(result)
+
+        return events()
+
+    async def _watch(request: Request, job, awaitable):
+        """What awaitable gives, unless the client goes away first: then the job is dropped
+        from the engine at its next round and the request ends with 499."""
+        waiting = asyncio.ensure_future(awaitable)
         while True:
             done, _ = await asyncio.wait({waiting}, timeout=0.5)
             if done:
                 return waiting.result()
             if await request.is_disconnected():
-                future.cancel()
+                waiting.cancel()
+                job.cancel()
                 raise APIError(499, "the client closed the request")
 
     @app.post("/v1/audio/transcriptions")

@@ -34,11 +34,8 @@ class APIError(Exception):
         self.headers = headers or {}
 
 
-def error_response(error: APIError) -> JSONResponse:
-    headers = dict(error.headers)
-    if not error.retry:
-        headers["x-should-retry"] = "false"
-    body = {
+def error_body(error: APIError) -> dict:
+    return {
         "error": {
             "message": error.message,
             "type": error.type,
@@ -46,7 +43,13 @@ def error_response(error: APIError) -> JSONResponse:
             "code": error.code,
         }
     }
-    return JSONResponse(body, status_code=error.status, headers=headers)
+
+
+def error_response(error: APIError) -> JSONResponse:
+    headers = dict(error.headers)
+    if not error.retry:
+        headers["x-should-retry"] = "false"
+    return JSONResponse(error_body(error), status_code=error.status, headers=headers)
 
 
 def bad_request(message: str, param: str | None = None) -> APIError:

@@ -59,11 +59,21 @@ FORMATTERS: dict[str, Callable[[dict, TranscriptionRequest], Response]] = {
 }
 
 
-def sse_events(result: dict) -> list[str]:
-    """Server-sent events: a transcript.text.delta per segment, then transcript.text.done."""
-    events = [
-        {"type": "transcript.text.delta", "delta": segment["text"], "segment_id": str(i)}
-        for i, segment in enumerate(result["segments"])
-    ]
-    events.append({"type": "transcript.text.done", "text": result["text"]})
-    return [f"data: {json.dumps(event)}\n\n" for event in events]
+def sse_delta(segment: dict) -> str:
+    """Server-sent event of one decoded segment's text."""
+    event = {"type": "transcript.text.delta", "delta": segment["text"]}
+    return _sse({**event, "segment_id": str(segment["id"])})
+
+
+def sse_done(result: dict) -> str:
+    return _sse({"type": "transcript.text.done", "text": result["text"]})
+
+
+def sse_error(body: dict) -> str:
+    """An error after the stream has started (the status is sent already): the event the openai
+    client raises as an APIError."""
+    return f"event: error\ndata: {json.dumps(body)}\n\n"
+
+
+def _sse(event: dict) -> str:
+    return f"data: {json.dumps(event)}\n\n"

@@ -29,8 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="storage of the decoder's weight matrices")  # fmt: skip
     add("--api-key", default=None, help="require 'Authorization: Bearer KEY' on /v1/ routes")
     add("--max-upload-mb", type=float, default=25.0, help="largest accepted upload, in MiB")
-    add("--max-batch", type=int, default=8, help="most requests decoded together")
-    add("--max-queue", type=int, default=64, help="most queued requests before 429")
+    add("--max-batch", type=int, default=8, help="most windows (one per request) decoded per round")
+    add("--max-queue", type=int, default=64,
+        help="most unfinished requests (queued or being decoded) before 429")  # fmt: skip
     return parser
 
 

@@ -10,7 +10,7 @@ import bisect
 import threading
 
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)  # seconds
-BATCH_BUCKETS = (1, 2, 4, 8, 16, 32)  # requests per batch
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32)  # windows per round
 
 
 class _Histogram:
@@ -39,6 +39,8 @@ class Metrics:
         self._audio_seconds = 0.0
         self._queue_depth = 0
         self._in_progress = 0
+        self._active = 0
+        self._cancelled = 0
         self._batch_size = _Histogram(BATCH_BUCKETS)
         self._latency = _Histogram(LATENCY_BUCKETS)
 
@@ -59,6 +61,14 @@ class Metrics:
         with self._lock:
             self._in_progress += delta
 
+    def set_active(self, count: int) -> None:
+        with self._lock:
+            self._active = count
+
+    def count_cancelled(self) -> None:
+        with self._lock:
+            self._cancelled += 1
+
     def set_queue_depth(self, depth: int) -> None:
         with self._lock:
             self._queue_depth = depth
@@ -77,13 +87,19 @@ class Metrics:
                 "# HELP maxwhisper_audio_seconds_total Seconds of audio transcribed.",
                 "# TYPE maxwhisper_audio_seconds_total counter",
                 f"maxwhisper_audio_seconds_total {self._audio_seconds}",
-                "# HELP maxwhisper_queue_depth Requests waiting for the model.",
+                "# HELP maxwhisper_cancelled_total Requests dropped because the client went away.",
+                "# TYPE maxwhisper_cancelled_total counter",
+                f"maxwhisper_cancelled_total {self._cancelled}",
+                "# HELP maxwhisper_transcriptions_active Requests in the engine, taking turns.",
+                "# TYPE maxwhisper_transcriptions_active gauge",
+                f"maxwhisper_transcriptions_active {self._active}",
+                "# HELP maxwhisper_queue_depth Requests waiting to join the engine.",
                 "# TYPE maxwhisper_queue_depth gauge",
                 f"maxwhisper_queue_depth {self._queue_depth}",
                 "# HELP maxwhisper_requests_in_progress Transcription requests being handled.",
                 "# TYPE maxwhisper_requests_in_progress gauge",
                 f"maxwhisper_requests_in_progress {self._in_progress}",
-                "# HELP maxwhisper_batch_size Requests decoded together per batch.",
+                "# HELP maxwhisper_batch_size Windows decoded per scheduler round.",
                 "# TYPE maxwhisper_batch_size histogram",
                 *self._batch_size.lines("maxwhisper_batch_size"),
                 "# HELP maxwhisper_request_latency_seconds Upload received to result ready.",

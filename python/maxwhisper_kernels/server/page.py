@@ -78,10 +78,11 @@ $("start").addEventListener("click", async () => {
     pending += decoder.decode(value, { stream: true });
     let end;
     while ((end = pending.indexOf("\\n\\n")) >= 0) {
-      const line = pending.slice(0, end).trim();
+      const data = pending.slice(0, end).split("\\n").find((line) => line.startsWith("data:"));
       pending = pending.slice(end + 2);
-      if (!line.startsWith("data:")) continue;
-      const event = JSON.parse(line.slice(5));
+      if (!data) continue;
+      const event = JSON.parse(data.slice(5));
+      if (event.error) $("status").textContent = "error: " + event.error.message;
       if (event.type === "transcript.text.delta") $("transcript").textContent += event.delta;
       if (event.type === "transcript.text.done") {
         $("transcript").textContent = event.text;

@@ -41,7 +41,7 @@ class TranscriptionRequest:
         return len(self.audio) / SAMPLE_RATE
 
     def transcribe_options(self) -> dict:
-        """transcribe_batch's keyword arguments; requests with equal options batch together."""
+        """start_transcriptions' keyword arguments; requests with equal options share batches."""
         # temperature 0 is OpenAI's "raise it when the result looks wrong": whisper's schedule
         temperature = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if self.temperature == 0 else self.temperature
         return dict(

@@ -1,18 +1,27 @@
-"""One model, one worker thread, a bounded queue: concurrent requests decoded together.
+"""One model, one worker thread: the windows of concurrent requests decoded together.
 
-The worker takes the oldest queued request and every other queued request with the same
-options (task, language, prompt, temperatures, word timing), up to max_batch, and runs them
-through transcribe_batch, which keeps each audio's own windows and seek and decodes their
-current windows as one batch. With the default deterministic decoding each request gets the
-transcript it would get alone. Batching is per request: a batch runs until its longest audio
-is done, and requests that arrive meanwhile wait for the next batch.
+The worker runs rounds. Between two rounds it admits every request that arrived meanwhile
+(start_transcriptions: log-mel, language), drops the requests whose client went away, and then
+decodes the current 30 s window of up to max_batch requests with decode_next_windows, which
+batches the windows that share settings, language and prompt length. The requests in the engine
+take turns (round robin): the ones just decoded go to the back, new arrivals to the front, so a
+long request gets one window per turn and never holds a short one behind it. Each request keeps
+its own seek and tokens, so with the default deterministic decoding it gets the transcript it
+would get alone.
+
+Requests with equal options share one settings object, which is what lets decode_next_windows
+put their windows in one batch even when they arrived at different times; requests whose
+options differ (a prompt, a language, temperature > 0) keep their own and take their turns in
+the same rotation, decoded in a batch of their own.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -23,24 +32,41 @@ import numpy as np
 # with "No active MLIR context" without it.
 from max._mlir_context import ensure_default_mlir_context
 
-from ..transcribe import transcribe_batch
+from ..transcribe import AudioTranscription, decode_next_windows, start_transcriptions
 from .metrics import Metrics
+
+log = logging.getLogger("maxwhisper.server")
 
 
 class QueueFull(Exception):
-    """The queue holds max_queue requests already."""
+    """The server holds max_queue unfinished requests already."""
 
 
 class ShuttingDown(Exception):
     """The scheduler no longer takes requests."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Job:
+    """One request in the scheduler. on_segments, when given, is called from the worker thread
+    with the segments each round adds, before the future gets the result."""
+
     audio: np.ndarray
     options: dict
+    on_segments: Callable[[list[dict]], None] | None = None
     future: Future = field(default_factory=Future)
     queued_at: float = field(default_factory=time.monotonic)
+    transcription: AudioTranscription | None = None
+    published: int = 0  # segments handed to on_segments so far
+    _abandoned: threading.Event = field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        """The client went away: the worker drops this job before its next round."""
+        self._abandoned.set()
+
+    @property
+    def abandoned(self) -> bool:
+        return self._abandoned.is_set()
 
     @property
     def key(self) -> tuple:
@@ -55,76 +81,132 @@ class Scheduler:
         self.max_batch = max_batch
         self.max_queue = max_queue
         self.metrics = metrics
-        self._queue: collections.deque[Job] = collections.deque()
+        self._arrivals: list[Job] = []
+        self._unfinished = 0  # accepted and not yet answered: queued plus in the engine
         self._ready = threading.Condition()
         self._closing = False
+        self._active: collections.deque[Job] = collections.deque()  # the worker's own
         self._worker = threading.Thread(target=self._run, name="maxwhisper-scheduler", daemon=True)
         self._worker.start()
 
-    def submit(self, audio: np.ndarray, options: dict) -> Future:
-        """A future of transcribe()'s result for this audio; raises QueueFull or ShuttingDown."""
-        job = Job(audio, options)
+    def submit(self, audio: np.ndarray, options: dict, on_segments=None) -> Job:
+        """Queues the audio with start_transcriptions' options; the job's future gets the
+        result dict. Raises QueueFull or ShuttingDown."""
+        job = Job(audio, options, on_segments)
         with self._ready:
             if self._closing:
                 raise ShuttingDown()
-            if len(self._queue) >= self.max_queue:
+            if self._unfinished >= self.max_queue:
                 raise QueueFull()
-            self._queue.append(job)
-            self.metrics.set_queue_depth(len(self._queue))
+            self._unfinished += 1
+            self._arrivals.append(job)
+            self.metrics.set_queue_depth(len(self._arrivals))
             self._ready.notify()
-        return job.future
+        return job
 
     def close(self, timeout: float | None = None) -> None:
-        """Takes no more requests, finishes the queued ones, and stops the worker."""
+        """Takes no more requests, finishes the accepted ones, and stops the worker."""
         with self._ready:
             self._closing = True
             self._ready.notify()
         self._worker.join(timeout)
 
-    def _next_batch(self) -> list[Job]:
-        """The oldest live job and the queued jobs that can share its batch (empty: stop)."""
-        with self._ready:
-            while not self._queue and not self._closing:
-                self._ready.wait()
-            batch: list[Job] = []
-            rest: collections.deque[Job] = collections.deque()
-            while self._queue:
-                job = self._queue.popleft()
-                if job.future.cancelled():
-                    continue
-                if len(batch) < self.max_batch and (not batch or job.key == batch[0].key):
-                    batch.append(job)
-                else:
-                    rest.append(job)
-            self._queue = rest
-            self.metrics.set_queue_depth(len(self._queue))
-        # a job cancelled (its client gone) after it was picked is dropped here
-        return [job for job in batch if job.future.set_running_or_notify_cancel()]
-
     def _run(self) -> None:
         with ensure_default_mlir_context():
-            self._serve()
+            while self._take_arrivals():
+                self._drop_abandoned()
+                if self._active:
+                    self._round()
 
-    def _serve(self) -> None:
-        while True:
-            batch = self._next_batch()
-            if not batch:
-                with self._ready:
-                    if self._closing and not self._queue:
-                        return
-                continue
-            self.metrics.observe_batch(len(batch))
+    def _take_arrivals(self) -> bool:
+        """Admits the requests that arrived since the last round (waiting for one when the
+        engine is idle); False once closing and everything is answered."""
+        with self._ready:
+            while not self._arrivals and not self._active and not self._closing:
+                self._ready.wait()
+            if self._closing and not self._arrivals and not self._active:
+                return False
+            arrivals, self._arrivals = self._arrivals, []
+            self.metrics.set_queue_depth(0)
+        groups: dict[tuple, list[Job]] = {}
+        for job in arrivals:
+            if job.abandoned:  # gone before it started: no log-mel for it
+                self._drop(job)
+            else:
+                groups.setdefault(job.key, []).append(job)
+        admitted: list[Job] = []
+        for jobs in groups.values():
+            admitted += self._start(jobs)
+        # new arrivals go first: each gets its first window in the coming round
+        self._active.extendleft(reversed(admitted))
+        self.metrics.set_active(len(self._active))
+        return True
+
+    def _start(self, jobs: list[Job]) -> list[Job]:
+        """Starts jobs with equal options together (one language detection batch) and gives
+        them the settings object of any running job with equal settings."""
+        try:
+            transcriptions = start_transcriptions(
+                self.model, [job.audio for job in jobs], verbose=None, **jobs[0].options
+            )
+        except Exception as error:  # noqa: BLE001 - handed to each request's future
+            for job in jobs:
+                self._finish(job, error=error)
+            return []
+        running = {id(j.transcription.settings): j.transcription.settings for j in self._active}
+        for job, transcription in zip(jobs, transcriptions):
+            for settings in running.values():
+                if settings == transcription.settings:
+                    transcription.settings = settings
+                    break
+            job.transcription = transcription
+        return jobs
+
+    def _drop_abandoned(self) -> None:
+        for job in [job for job in self._active if job.abandoned]:
+            self._active.remove(job)
+            self._drop(job)
+        self.metrics.set_active(len(self._active))
+
+    def _drop(self, job: Job) -> None:
+        self.metrics.count_cancelled()
+        self._finish(job, cancelled=True)
+
+    def _round(self) -> None:
+        """The current window of the next max_batch requests in the rotation."""
+        turn = [self._active.popleft() for _ in range(min(self.max_batch, len(self._active)))]
+        self.metrics.observe_batch(len(turn))
+        try:
+            decode_next_windows(self.model, [job.transcription for job in turn])
+        except Exception as error:  # noqa: BLE001 - handed to each request's future
+            for job in turn:
+                self._finish(job, error=error)
+            self.metrics.set_active(len(self._active))
+            return
+        for job in turn:
+            self._publish(job)
+            if job.transcription.done:
+                self._finish(job, result=job.transcription.result())
+            else:
+                self._active.append(job)  # to the back: the others take their turns first
+        self.metrics.set_active(len(self._active))
+
+    @staticmethod
+    def _publish(job: Job) -> None:
+        segments = job.transcription.all_segments
+        if job.on_segments is not None and len(segments) > job.published:
             try:
-                results = transcribe_batch(
-                    self.model,
-                    [job.audio for job in batch],
-                    verbose=None,
-                    progress=False,
-                    **batch[0].options,
-                )
-            except Exception as error:  # noqa: BLE001 - handed to each request's future
-                for job in batch:
-                    job.future.set_exception(error)
-                continue
-            for job, result in zip(batch, results):
-                job.future.set_result(result)
+                job.on_segments(segments[job.published :])
+            except Exception:  # a listener's failure must not stop the worker serving the rest
+                log.exception("could not hand a request its new segments")
+        job.published = len(segments)
+
+    def _finish(self, job: Job, result=None, error=None, cancelled=False) -> None:
+        with self._ready:
+            self._unfinished -= 1
+        if cancelled:
+            job.future.cancel()
+        elif error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(result)
