@@ -1,7 +1,12 @@
 """Silero VAD on MAX: weights from the silero-vad package, probabilities against onnxruntime
-running the package's own ONNX model and against faster-whisper's recorded probabilities, and
-speech segments against faster-whisper's ``get_speech_timestamps`` (recorded by
-benchmarks/e2e/record_vad_segments.py) and worked out by hand."""
+running the package's own ONNX model, and speech segments against faster-whisper's
+``get_speech_timestamps`` (recorded by benchmarks/e2e/record_vad_segments.py) and worked out by
+hand.
+
+The segments are compared on the same probabilities (faster-whisper's, recorded): faster-whisper
+1.2.1 bundles an earlier v6 export whose probabilities differ from silero-vad 6.2's by up to
+0.75 on the dev clips, so the two pipelines end to end would compare two models, not two
+segmenters."""
 
 import importlib.util
 import json
@@ -185,25 +190,12 @@ def test_segments_found_as_the_probabilities_stream_in(recorded, seed):
             assert any(len(s) > 0 for s in signal["segments"])
 
 
-# faster-whisper runs its own copy of the v6 ONNX model, batched with the recurrent state carried
-# between batches; it is a second, independent reference for the probabilities.
-FW_PROB_ATOL = 1e-4
-
-
-def test_probabilities_and_segments_match_faster_whisper_end_to_end(vad, recorded):
-    from maxwhisper_kernels.vad.network import SileroVad  # noqa: F401  (the fixture builds it)
-
-    worst, boundaries = 0.0, 0
-    for name, signal in recorded["signals"].items():
-        if signal["source"] != "audio" or not name.endswith(".flac"):
-            continue
-        audio = load_audio(SHARED_AUDIO / "dev" / name)
-        ours = vad.speech_probs(audio)
-        # faster-whisper pads a whole extra window when the length is a multiple of 512.
-        reference = signal["probs"][: len(ours)]
-        assert len(ours) == len(reference)
-        worst = max(worst, float(np.abs(ours - reference).max()))
-        for options, expected in zip(recorded["option_sets"], signal["segments"]):
-            assert as_pairs(speech_timestamps(ours, len(audio), VadOptions(**options))) == expected, (name, options)
-            boundaries += len(expected)
-    assert worst <= FW_PROB_ATOL and boundaries > 200
+def test_probabilities_streamed_in_pieces_equal_the_whole(vad):
+    audio = signals()["jfk"]
+    stream, pieces, at = vad.stream(), [], 0
+    for size in (100, 511, 513, 64, 30000, 1, 40000, 10**6):  # whole windows split anywhere
+        pieces.append(stream.feed(audio[at : at + size]))
+        at += size
+    pieces.append(stream.finish())
+    # Only how many windows share one graph execution differs (the matmul's blocking).
+    np.testing.assert_allclose(np.concatenate(pieces), vad.speech_probs(audio), atol=1e-6, rtol=0)
