@@ -198,7 +198,7 @@ def main() -> None:
     record = {"machine": common.machine(), "batch_size": n, "repeats": args.repeats,
               "load_start": load_start, "load_end": load_end, "rows": rows, "sweep": sweep,
               "clips": [c.__dict__ for c in clips]}
-    common.write_json(common.RESULTS / ("pipeline.json" if not args.quick else "pipeline-quick.json"), record)
+    common.write_json(common.CACHE / "pipeline-quick.json" if args.quick else common.RESULTS / "pipeline.json", record)
     print_table(record, n)
 
 
