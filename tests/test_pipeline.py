@@ -178,3 +178,14 @@ def test_cli_one_file_with_batch_size_runs_the_pipeline(tiny_en, monkeypatch, tm
     assert cli.main([str(SHARED_AUDIO / "jfk.flac"), "--batch_size", "3", "--verbose", "False", *options]) == 0
     assert calls == [3]
     assert "ask not what your country" in (tmp_path / "jfk.txt").read_text().lower()
+
+
+def test_cli_pipeline_names_an_unreadable_file(tiny_en, monkeypatch, tmp_path, capsys):
+    from maxwhisper_kernels import cli
+
+    monkeypatch.setattr("maxwhisper_kernels.model.load_model", lambda *args, **kwargs: tiny_en)
+    bad = tmp_path / "notes.flac"
+    bad.write_text("not audio at all")
+    assert cli.main([str(bad), "--batch_size", "4", "-o", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad}: ") and "Traceback" not in err  # the file and the reason
