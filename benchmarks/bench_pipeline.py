@@ -1,22 +1,229 @@
-"""Sequential vs VAD-filtered vs batched transcription of 8 dev clips joined by 4 s of faint
-noise (tiny.en): WER against the LibriSpeech references and wall time, in one run.
-Run: .venv/bin/python benchmarks/bench_pipeline.py"""
+"""Long-form transcription with VAD and batching, tiny.en, greedy, every system in turn in one
+process and one run:
 
-import csv, time, numpy as np
+- maxwhisper sequential (openai-whisper's algorithm, no VAD) and ``vad_filter=True``;
+- maxwhisper's batched pipeline, ``transcribe(path, batch_size=N)``;
+- faster-whisper's ``BatchedInferencePipeline`` at the same N, int8 and float32 (CTranslate2),
+  on the CTranslate2 directory of the same weights package maxwhisper reads;
+- faster-whisper sequential (``WhisperModel.transcribe``, no VAD), int8 and float32.
+
+Clips: the e2e harness's long-form espeak-ng clips (declaration, lincoln), a recording of at
+least 10 minutes made of all dev clips joined by pauses of near-silence and faint noise, and
+the hallucination check: jfk, 60 s of silence and noise, a dev clip. WER with Whisper's
+English normaliser (benchmarks/e2e/common.py); for the hallucination clip also the words any
+segment places inside the 60 s gap. Then maxwhisper's batched pipeline at several batch sizes
+on the long recording. Times are from path to text (audio decoding included), medians of the
+repeats; the load average is recorded before and after.
+
+Run from the e2e venv (faster-whisper, openai-whisper's normaliser, maxwhisper editable):
+    bash benchmarks/e2e/setup.sh
+    benchmarks/e2e/.venv/bin/python benchmarks/bench_pipeline.py [--repeats 2] [--batch-size 8]
+Writes benchmarks/results/pipeline.json and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import sys
+import time
+import wave
 from pathlib import Path
-from maxwhisper_kernels.model import load_model
-from maxwhisper_kernels.audio import load_audio
-from maxwhisper_kernels.text import word_error_rate
-dev = Path("../shared/audio/dev")
-rows = list(csv.DictReader(open(dev / "transcripts.tsv"), delimiter="\t"))[:8]
-rng = np.random.default_rng(1)
-parts, refs = [], []
-for r in rows:
-    parts += [load_audio(dev / r["file"]), (0.003 * rng.standard_normal(16000 * 4)).astype(np.float32)]
-    refs.append(r["text"])
-audio = np.concatenate(parts); ref = " ".join(refs)
-m = load_model("tiny.en")
-print(f"{len(audio)/16000:.1f} s, {len(rows)} clips with 4 s noise gaps")
-for name, kw in [("sequential", {}), ("sequential+vad", {"vad_filter": True}), ("batched 4", {"batch_size": 4}), ("batched 8", {"batch_size": 8})]:
-    t = time.perf_counter(); r = m.transcribe(audio, **kw); el = time.perf_counter() - t
-    print(f"{name}: WER {word_error_rate(ref, r['text']):.3f}, {el:.1f} s, {len(r['segments'])} segments")
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "e2e"))
+import common  # noqa: E402
+
+from maxwhisper_kernels.audio import SAMPLE_RATE, load_audio  # noqa: E402
+
+DEV = common.SHARED_AUDIO / "dev"
+GAP_SECONDS = 60
+
+
+def write_wav(path: Path, audio: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(np.round(np.clip(audio, -1, 32767 / 32768) * 32768).astype("<i2").tobytes())
+
+
+def quiet(rng: np.random.Generator, seconds: float, level: float) -> np.ndarray:
+    return (level * rng.standard_normal(int(seconds * SAMPLE_RATE))).astype(np.float32)
+
+
+def long_recording() -> common.Clip:
+    """All dev clips in order, between them 0.5-2 s of near-silence, every twentieth gap 15 s of
+    louder noise: pauses of every length the VAD has to close or bridge (about 11 minutes)."""
+    rng = np.random.default_rng(14)
+    rows = list(csv.DictReader(open(DEV / "transcripts.tsv"), delimiter="\t"))
+    parts = []
+    for i, row in enumerate(rows):
+        parts.append(load_audio(DEV / row["file"]))
+        parts.append(quiet(rng, 15, 0.01) if i % 20 == 19 else quiet(rng, rng.uniform(0.5, 2), 0.002))
+    audio = np.concatenate(parts)
+    path = common.CACHE / "audio" / "dev_joined_with_pauses.wav"
+    write_wav(path, audio)
+    reference = " ".join(row["text"] for row in rows)
+    seconds = len(audio) / SAMPLE_RATE
+    return common.Clip(f"dev joined ({seconds / 60:.0f} min)", str(path), seconds, reference,
+                       "82 dev clips, 0.5-2 s near-silence between, 15 s noise every twentieth gap")
+
+
+def hallucination_clip() -> tuple[common.Clip, float, float]:
+    rng = np.random.default_rng(60)
+    first = load_audio(common.SHARED_AUDIO / "jfk.flac")
+    second_row = "1221-135766-0001.flac"
+    second = load_audio(DEV / second_row)
+    gap = np.concatenate([np.zeros(30 * SAMPLE_RATE, np.float32), quiet(rng, GAP_SECONDS - 30, 0.01)])
+    audio = np.concatenate([first, gap, second])
+    path = common.CACHE / "audio" / "jfk_gap60_dev.wav"
+    write_wav(path, audio)
+    rows = {r["file"]: r["text"] for r in csv.DictReader(open(DEV / "transcripts.tsv"), delimiter="\t")}
+    clip = common.Clip("jfk + 60 s silence/noise + dev", str(path), len(audio) / SAMPLE_RATE,
+                       common.JFK_TEXT + " " + rows[second_row], "hallucination check")
+    gap_start = len(first) / SAMPLE_RATE
+    return clip, gap_start, gap_start + GAP_SECONDS
+
+
+class MaxWhisper:
+    def __init__(self, **options):
+        from maxwhisper_kernels.model import load_model
+
+        self.model = load_model("tiny.en")
+        self.options = options
+
+    def __call__(self, path: str) -> list[tuple[float, float, str]]:
+        result = self.model.transcribe(path, beam_size=None, best_of=None, verbose=None, progress=False, **self.options)
+        return [(s["start"], s["end"], s["text"]) for s in result["segments"]]
+
+
+class FasterWhisper:
+    def __init__(self, compute_type: str, batch_size: int | None, model_dir: str):
+        import faster_whisper
+
+        self.model = faster_whisper.WhisperModel(model_dir, device="cpu", compute_type=compute_type,
+                                                 cpu_threads=os.cpu_count(), num_workers=1)
+        self.batch_size = batch_size
+        if batch_size:
+            self.pipeline = faster_whisper.BatchedInferencePipeline(self.model)
+
+    def __call__(self, path: str) -> list[tuple[float, float, str]]:
+        if self.batch_size:  # its defaults otherwise: VAD on, one segment per chunk
+            segments, _ = self.pipeline.transcribe(path, batch_size=self.batch_size, beam_size=1)
+        else:
+            segments, _ = self.model.transcribe(path, beam_size=1, best_of=1, vad_filter=False)
+        return [(s.start, s.end, s.text) for s in segments]
+
+
+def words_in_gap(segments, gap_start: float, gap_end: float) -> int:
+    """Words of the segments that lie inside the gap (0.5 s of padding allowed at its edges).
+    A segment across the gap (faster-whisper's batched pipeline gives one per <= 30 s window,
+    which may hold both utterances) is judged by the WER, where invented words are insertions."""
+    return sum(len(common.normalize(text).split()) for start, end, text in segments
+               if start >= gap_start + 0.5 and end <= gap_end - 0.5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--sweep", type=int, nargs="*", default=[1, 2, 4, 8, 16], help="batch sizes tried on the long recording")
+    parser.add_argument("--quick", action="store_true", help="the hallucination clip only, once, no sweep (a smoke test)")
+    args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.sweep = 1, []
+    n = args.batch_size
+
+    from maxwhisper_kernels.weights import load_checkpoint
+
+    model_dir = str(load_checkpoint("tiny.en").source.parent)
+    long_clip = long_recording()
+    gap_clip, gap_start, gap_end = hallucination_clip()
+    clips = [common.synthesise(name) for name in common.LONG_CLIPS] + [long_clip, gap_clip]
+    if args.quick:
+        clips = [gap_clip]
+    systems = {
+        "maxwhisper sequential": lambda: MaxWhisper(),
+        "maxwhisper vad_filter": lambda: MaxWhisper(vad_filter=True),
+        f"maxwhisper batched {n}": lambda: MaxWhisper(batch_size=n),
+        f"fw batched {n} int8": lambda: FasterWhisper("int8", n, model_dir),
+        f"fw batched {n} fp32": lambda: FasterWhisper("float32", n, model_dir),
+        "fw sequential int8": lambda: FasterWhisper("int8", None, model_dir),
+        "fw sequential fp32": lambda: FasterWhisper("float32", None, model_dir),
+    }
+    runners = {name: make() for name, make in systems.items()}
+    for name, run in runners.items():  # warm-up: graphs, VAD, first-call costs
+        run(str(common.SHARED_AUDIO / "jfk.flac"))
+    print(f"{common.cpu_model()}, {os.cpu_count()} cores; load {os.getloadavg()}", flush=True)
+
+    load_start = os.getloadavg()
+    times: dict[str, dict[str, list[float]]] = {c.name: {s: [] for s in runners} for c in clips}
+    texts: dict[str, dict[str, list]] = {c.name: {} for c in clips}
+    for repeat in range(args.repeats):
+        for clip in clips:
+            for name, run in runners.items():  # each system in turn, same round
+                started = time.perf_counter()
+                segments = run(clip.path)
+                times[clip.name][name].append(time.perf_counter() - started)
+                texts[clip.name][name] = segments
+                print(f"  [{repeat}] {clip.name} {name}: {times[clip.name][name][-1]:.2f} s", flush=True)
+        save(args, clips, runners, times, texts, gap_clip, gap_start, gap_end, {}, load_start)  # so far
+    sweep = {}
+    batched = runners[f"maxwhisper batched {n}"]
+    for size in args.sweep:  # the same model, warm, at each batch size
+        batched.options = {"batch_size": size}
+        started = time.perf_counter()
+        segments = batched(long_clip.path)
+        sweep[size] = {"seconds": time.perf_counter() - started,
+                       "wer": common.wer(long_clip.reference, "".join(t for _, _, t in segments))}
+        print(f"  sweep {size}: {sweep[size]['seconds']:.2f} s", flush=True)
+    save(args, clips, runners, times, texts, gap_clip, gap_start, gap_end, sweep, load_start)
+
+
+def save(args, clips, runners, times, texts, gap_clip, gap_start, gap_end, sweep, load_start) -> None:
+    """Writes the record of the runs done so far and prints its tables."""
+    rows = []
+    for clip in clips:
+        for name in runners:
+            if not times[clip.name][name]:
+                continue
+            segments = texts[clip.name][name]
+            text = "".join(t for _, _, t in segments)
+            row = {"clip": clip.name, "seconds": clip.seconds, "system": name,
+                   "median_s": statistics.median(times[clip.name][name]), "runs_s": times[clip.name][name],
+                   "wer": common.wer(clip.reference, text)}
+            if clip is gap_clip:
+                row["words_in_gap"] = words_in_gap(segments, gap_start, gap_end)
+                row["text"] = text
+            rows.append(row)
+    record = {"machine": common.machine(), "batch_size": args.batch_size, "repeats": args.repeats,
+              "load_start": load_start, "load_end": os.getloadavg(), "rows": rows, "sweep": sweep,
+              "clips": [c.__dict__ for c in clips]}
+    common.write_json(common.CACHE / "pipeline-quick.json" if args.quick else common.RESULTS / "pipeline.json", record)
+    print_table(record, args.batch_size)
+
+
+def print_table(record: dict, n: int) -> None:
+    reference = {r["clip"]: r["median_s"] for r in record["rows"] if r["system"] == f"fw batched {n} int8"}
+    print(f"\n| clip | system | median s | x realtime | fw batched {n} int8 / this | WER % | words in gap |")
+    print("|---|---|---|---|---|---|---|")
+    for r in record["rows"]:
+        if r["clip"] not in reference:
+            continue
+        gap = r.get("words_in_gap", "")
+        print(f"| {r['clip']} | {r['system']} | {r['median_s']:.2f} | {r['seconds'] / r['median_s']:.1f} | "
+              f"{reference[r['clip']] / r['median_s']:.2f} | {100 * r['wer']:.1f} | {gap} |")
+    print("\n| batch size | seconds | WER % |\n|---|---|---|")
+    for size, s in record["sweep"].items():
+        print(f"| {size} | {s['seconds']:.2f} | {100 * s['wer']:.1f} |")
+    print(f"\nload average {record['load_start']} -> {record['load_end']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import warnings
+from collections.abc import Iterator
 
 import av
 import numpy as np
@@ -40,15 +41,9 @@ def _reason(error: Exception) -> str:
     return getattr(error, "strerror", None) or str(error)
 
 
-def load_audio(file: str | os.PathLike[str], sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Decodes an audio (or video) file to a mono float32 waveform in [-1, 1) at `sr` Hz.
-
-    Channels are mixed down as ffmpeg does (stereo: the mean of the two). Packets that fail to
-    decode are skipped with a warning, as the ffmpeg CLI skips them, so a truncated or partly
-    damaged recording still gives the audio it holds. Raises AudioError for a missing, empty,
-    unreadable or audio-less file, or one that decodes to no samples.
-    """
-    name = os.fspath(file)
+def _open(name: str) -> tuple[av.container.InputContainer, av.AudioStream]:
+    """The file's container and its audio stream; AudioError for a missing, empty, unreadable
+    or audio-less file."""
     try:
         info = os.stat(name)
     except OSError as error:
@@ -60,37 +55,93 @@ def load_audio(file: str | os.PathLike[str], sr: int = SAMPLE_RATE) -> np.ndarra
         container = av.open(name, mode="r", metadata_errors="ignore")
     except (av.FFmpegError, OSError) as error:
         raise AudioError(name, f"not a readable audio file ({_reason(error)})") from None
+    stream = container.streams.best("audio")
+    if stream is None:
+        read_as = container.format.long_name
+        container.close()
+        raise AudioError(name, f"no audio stream (FFmpeg reads it as {read_as})")
+    return container, stream
 
-    with container:
-        stream = container.streams.best("audio")
-        if stream is None:
-            read_as = container.format.long_name
-            raise AudioError(name, f"no audio stream (FFmpeg reads it as {read_as})")
-        chunks, errors = _decode_mono_s16(container, stream, sr)
 
+def _check_decoded(name: str, decoded_any: bool, errors: list[Exception]) -> None:
     if errors:
-        if not chunks:
+        if not decoded_any:
             raise AudioError(name, f"no audio could be decoded ({_reason(errors[0])})")
         warnings.warn(
             f"{name}: skipped {len(errors)} undecodable part(s) ({_reason(errors[0])})",
-            stacklevel=2,
+            stacklevel=3,
         )
-    if not chunks:
+    if not decoded_any:
         raise AudioError(name, "the audio stream is empty (no samples)")
-    return np.concatenate(chunks).astype(np.float32) / 32768.0
+
+
+def load_audio(file: str | os.PathLike[str], sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Decodes an audio (or video) file to a mono float32 waveform in [-1, 1) at `sr` Hz.
+
+    Channels are mixed down as ffmpeg does (stereo: the mean of the two). Packets that fail to
+    decode are skipped with a warning, as the ffmpeg CLI skips them, so a truncated or partly
+    damaged recording still gives the audio it holds. Raises AudioError for a missing, empty,
+    unreadable or audio-less file, or one that decodes to no samples.
+    """
+    name = os.fspath(file)
+    container, stream = _open(name)
+    errors: list[Exception] = []
+    with container:
+        chunks = list(_decode_mono_s16(container, stream, sr, errors))
+    _check_decoded(name, bool(chunks), errors)
+    return _to_float(np.concatenate(chunks))
+
+
+class AudioStream:
+    """An audio file decoded a block at a time, for recordings too long to hold whole.
+
+    ``seconds`` is the duration the container declares (None when it declares none); iterating
+    yields float32 blocks of ``block_samples`` (the last one shorter), the same samples as
+    load_audio's, with the same errors and warnings. The file is opened (and checked) at once.
+    """
+
+    def __init__(self, file: str | os.PathLike[str], block_samples: int, sr: int = SAMPLE_RATE):
+        self.name = os.fspath(file)
+        self.block_samples, self.sr = block_samples, sr
+        self._container, self._stream = _open(self.name)
+        duration = self._container.duration  # in av.time_base units (microseconds)
+        self.seconds = duration / 1_000_000 if duration else None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        errors: list[Exception] = []
+        held: list[np.ndarray] = []
+        n_held = 0
+        decoded_any = False
+        with self._container:
+            for chunk in _decode_mono_s16(self._container, self._stream, self.sr, errors):
+                held.append(chunk)
+                n_held += len(chunk)
+                decoded_any = True
+                while n_held >= self.block_samples:
+                    joined = np.concatenate(held)
+                    yield _to_float(joined[: self.block_samples])
+                    held, n_held = [joined[self.block_samples :]], len(joined) - self.block_samples
+        _check_decoded(self.name, decoded_any, errors)
+        if n_held:
+            yield _to_float(np.concatenate(held))
+
+
+def _to_float(samples: np.ndarray) -> np.ndarray:
+    out = samples.astype(np.float32)
+    out /= 32768.0  # in place: a long recording is not held twice as float32
+    return out
 
 
 def _decode_mono_s16(
-    container: av.container.InputContainer, stream: av.AudioStream, sr: int
-) -> tuple[list[np.ndarray], list[Exception]]:
-    """The stream's samples as mono int16 arrays at `sr`, and the errors met on the way."""
-    chunks: list[np.ndarray] = []
-    errors: list[Exception] = []
+    container: av.container.InputContainer, stream: av.AudioStream, sr: int, errors: list[Exception]
+) -> Iterator[np.ndarray]:
+    """The stream's samples as mono int16 arrays at `sr`; the errors met on the way are added
+    to `errors`."""
     resampler: av.AudioResampler | None = None
     source_format: tuple[str, str, int] | None = None
 
-    def collect(frames: list[av.AudioFrame]) -> None:
-        chunks.extend(f.to_ndarray().reshape(-1) for f in frames if f.samples)
+    def samples(frames: list[av.AudioFrame]) -> Iterator[np.ndarray]:
+        return (f.to_ndarray().reshape(-1) for f in frames if f.samples)
 
     try:
         for packet in container.demux(stream):
@@ -105,15 +156,14 @@ def _decode_mono_s16(
                 frame_format = (frame.format.name, frame.layout.name, frame.sample_rate)
                 if frame_format != source_format:
                     if resampler is not None:
-                        collect(resampler.resample(None))
+                        yield from samples(resampler.resample(None))
                     resampler = av.AudioResampler(format="s16", layout="mono", rate=sr)
                     source_format = frame_format
-                collect(resampler.resample(frame))
+                yield from samples(resampler.resample(frame))
     except av.FFmpegError as error:  # the container itself is damaged past this point
         errors.append(error)
     if resampler is not None:
-        collect(resampler.resample(None))
-    return chunks, errors
+        yield from samples(resampler.resample(None))
 
 
 def check_audio_array(audio: np.ndarray) -> np.ndarray:

@@ -321,6 +321,8 @@ def _transcribe_files(
     """Transcribes the files as one batch (or one file by the batched pipeline, pipeline_batch
     windows at a time), writes their transcripts and reports the real-time factor; False when
     any of them failed."""
+    if pipeline_batch:  # the file is read as a stream, never whole
+        return _transcribe_long_file(model, paths[0], writer, writer_args, options, pipeline_batch)
     started = time.perf_counter()
     ok = True
     loaded: list[tuple[str, np.ndarray]] = []
@@ -335,17 +337,37 @@ def _transcribe_files(
 
     names = [path for path, _ in loaded]
     try:
-        if pipeline_batch:
-            from .pipeline import transcribe_batched
-
-            results = [transcribe_batched(model, loaded[0][1], pipeline_batch, **options)]
-        else:
-            results = transcribe_batch(model, [audio for _, audio in loaded], names=names, **options)
+        results = transcribe_batch(model, [audio for _, audio in loaded], names=names, **options)
     except (ValueError, OSError) as error:
         print(f"error: {', '.join(names)}: {error}", file=sys.stderr)
         return False
     elapsed = time.perf_counter() - started
+    duration = sum(len(audio) for _, audio in loaded) / SAMPLE_RATE
+    return _write(names, results, writer, writer_args, options, duration, elapsed) and ok
 
+
+def _transcribe_long_file(model, path: str, writer, writer_args: dict, options: dict, batch_size: int) -> bool:
+    """One file through the batched pipeline (VAD, <= 30 s windows, batch_size at a time)."""
+    from .audio import AudioStream
+    from .pipeline import transcribe_batched
+
+    started = time.perf_counter()
+    try:
+        result = transcribe_batched(model, path, batch_size, **options)
+        duration = AudioStream(path, 1).seconds or 0.0  # the container's own figure
+    except AudioError as error:  # its message names the file already
+        print(f"error: {error}", file=sys.stderr)
+        return False
+    except (ValueError, OSError) as error:
+        print(f"error: {path}: {error}", file=sys.stderr)
+        return False
+    return _write([path], [result], writer, writer_args, options, duration, time.perf_counter() - started)
+
+
+def _write(names, results, writer, writer_args: dict, options: dict, duration: float, elapsed: float) -> bool:
+    """Writes each transcript, prints its text (unless verbose showed it) and the real-time
+    factor; False when a transcript could not be written."""
+    ok = True
     for path, result in zip(names, results):
         try:
             writer(result, path, **writer_args)
@@ -355,7 +377,6 @@ def _transcribe_files(
             continue
         if not options["verbose"]:  # verbose output has shown the segments already
             print(result["text"].strip())
-    duration = sum(len(audio) for _, audio in loaded) / SAMPLE_RATE
     print(
         f"{', '.join(names)}: {duration:.1f} s of audio in {elapsed:.2f} s, "
         f"real-time factor {duration / elapsed:.1f}x",

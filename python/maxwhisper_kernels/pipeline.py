@@ -5,29 +5,44 @@ As faster-whisper does, the speech segments are cut out and joined (the silence 
 is dropped, so Whisper never sees long silences to hallucinate in); every time in the result
 is then shifted by the silence removed before it.
 
-The batched path packs the speech into windows of at most 30 s and decodes ``batch_size``
-windows at a time through ``transcribe_batch`` (one batched encoder and decoder run per
-group). Each window is decoded with timestamp tokens, so segments keep Whisper's own
-boundaries (not one segment per window), mapped back through that window's speech map.
+Both paths read the audio as a stream: a file is decoded a block at a time (about a minute),
+each block goes through the VAD (its recurrent state carried over) and the segmenter, and a
+speech chunk is cut out as soon as it is final; audio no chunk can still reach is let go. The
+sequential path (``vad_filter=True``) then holds only the joined speech. The batched path
+packs the chunks into windows of at most 30 s and decodes ``batch_size`` windows at a time
+through ``transcribe_batch`` (log-mel, encoder and decoder per batch), so it holds about
+``batch_size`` windows and one block, whatever the length of the recording. Each window is
+decoded with timestamp tokens, so segments keep Whisper's own boundaries (not one segment per
+window: a 30 s window holds several sentences), mapped back through that window's chunks.
 """
 
 from __future__ import annotations
 
 import bisect
+import collections
 import functools
 import os
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
+import tqdm
 
-from .audio import CHUNK_LENGTH, SAMPLE_RATE, load_audio
+from .audio import CHUNK_LENGTH, SAMPLE_RATE, AudioStream, check_audio_array
 from .transcribe import transcribe, transcribe_batch
-from .vad.timestamps import VadOptions, speech_timestamps
-
+from .vad.timestamps import SpeechSegmenter, VadOptions
+from .vad.weights import WINDOW
+from .writers import format_timestamp
 
 # A start this close to the end of a speech chunk holds no word: it belongs to the next chunk
 # (Whisper's timestamp tokens step 20 ms and may open a segment just before a join).
 _MIN_WORD_SECONDS = 0.2
+# Samples decoded and run through the VAD at a time (65.5 s): small enough that the block, its
+# VAD inputs and the audio kept for chunks stay in tens of MB, large enough that one VAD graph
+# execution per block costs little.
+BLOCK_SAMPLES = 2048 * WINDOW
+
+Chunk = tuple[dict[str, int], np.ndarray]  # a speech chunk's bounds in the original, its samples
 
 
 class _SpeechTimeMap:
@@ -63,13 +78,51 @@ def _vad():
     return SileroVad()
 
 
-def _speech(audio, vad_options: VadOptions) -> tuple[np.ndarray, list[dict[str, int]]]:
-    samples = load_audio(audio) if not isinstance(audio, np.ndarray) else np.asarray(audio, np.float32)
-    return samples, speech_timestamps(_vad().speech_probs(samples), len(samples), vad_options)
+def _blocks(audio: str | os.PathLike[str] | np.ndarray) -> tuple[float | None, Iterable[np.ndarray]]:
+    """The audio's duration in seconds (None if the file does not say) and its samples in blocks."""
+    if isinstance(audio, np.ndarray):
+        samples = check_audio_array(audio)
+        return len(samples) / SAMPLE_RATE, (samples[i : i + BLOCK_SAMPLES] for i in range(0, len(samples), BLOCK_SAMPLES))
+    stream = AudioStream(audio, BLOCK_SAMPLES)
+    return stream.seconds, stream
 
 
-def _joined(samples: np.ndarray, chunks: list[dict[str, int]]) -> np.ndarray:
-    return np.concatenate([samples[c["start"] : c["end"]] for c in chunks])
+class _RecentAudio:
+    """The stream's latest blocks, from the earliest sample a speech chunk may still need."""
+
+    def __init__(self):
+        self.blocks: collections.deque[np.ndarray] = collections.deque()
+        self.first = 0  # sample index of blocks[0] in the stream
+        self.end = 0  # samples received
+
+    def append(self, block: np.ndarray) -> None:
+        self.blocks.append(block)
+        self.end += len(block)
+
+    def cut(self, start: int, end: int) -> np.ndarray:
+        pieces, at = [], self.first
+        for block in self.blocks:
+            lo, hi = max(start - at, 0), min(end - at, len(block))
+            if lo < hi:
+                pieces.append(block[lo:hi])
+            at += len(block)
+        return np.concatenate(pieces) if len(pieces) > 1 else pieces[0].copy()
+
+    def forget_before(self, sample: int) -> None:
+        while self.blocks and self.first + len(self.blocks[0]) <= sample:
+            self.first += len(self.blocks.popleft())
+
+
+def speech_chunks(blocks: Iterable[np.ndarray], options: VadOptions) -> Iterator[Chunk]:
+    """The speech chunks of a stream of 16 kHz blocks, each as soon as it is final."""
+    probs, segmenter, recent = _vad().stream(), SpeechSegmenter(options), _RecentAudio()
+    for block in blocks:
+        recent.append(block)
+        for chunk in segmenter.feed(probs.feed(block)):
+            yield chunk, recent.cut(chunk["start"], chunk["end"])
+        recent.forget_before(segmenter.earliest_start())
+    for chunk in segmenter.feed(probs.finish()) + segmenter.finish(recent.end):
+        yield chunk, recent.cut(chunk["start"], chunk["end"])
 
 
 def _restore_times(segments: list[dict], times: _SpeechTimeMap) -> None:
@@ -89,27 +142,32 @@ def transcribe_speech(
     model, audio: str | os.PathLike[str] | np.ndarray, vad_parameters: dict | None = None, **options: Any
 ) -> dict:
     """``transcribe`` over the speech found by VAD; the result has the original audio's times."""
-    samples, chunks = _speech(audio, VadOptions(**(vad_parameters or {})))
-    if not chunks:
+    _, blocks = _blocks(audio)
+    found = list(speech_chunks(blocks, VadOptions(**(vad_parameters or {}))))
+    if not found:
         return _empty(options)
-    result = transcribe(model, _joined(samples, chunks), **options)
+    chunks = [chunk for chunk, _ in found]
+    speech = np.concatenate([samples for _, samples in found])
+    del found  # the pieces; only the joined speech is held while it is transcribed
+    result = transcribe(model, speech, **options)
     _restore_times(result["segments"], _SpeechTimeMap(chunks))
     return result
 
 
-def _windows(chunks: list[dict[str, int]]) -> list[list[dict[str, int]]]:
+def speech_windows(chunks: Iterable[Chunk]) -> Iterator[list[Chunk]]:
     """Consecutive speech chunks grouped greedily into windows of at most 30 s of speech."""
     limit = CHUNK_LENGTH * SAMPLE_RATE
-    windows: list[list[dict[str, int]]] = []
-    length = limit + 1
+    window: list[Chunk] = []
+    length = 0
     for chunk in chunks:
-        size = chunk["end"] - chunk["start"]
-        if length + size > limit:
-            windows.append([])
-            length = 0
-        windows[-1].append(chunk)
+        size = len(chunk[1])
+        if window and length + size > limit:
+            yield window
+            window, length = [], 0
+        window.append(chunk)
         length += size
-    return windows
+    if window:
+        yield window
 
 
 def transcribe_batched(
@@ -117,29 +175,55 @@ def transcribe_batched(
     audio: str | os.PathLike[str] | np.ndarray,
     batch_size: int,
     vad_parameters: dict | None = None,
+    *,
+    verbose: bool | None = None,
+    progress: bool = True,
     **options: Any,
 ) -> dict:
-    """VAD, speech packed into <= 30 s windows, ``batch_size`` windows decoded together.
+    """VAD, speech packed into <= 30 s windows, ``batch_size`` windows decoded together; the
+    result is ``transcribe``'s dict, with the original audio's times.
 
     As faster-whisper's batched pipeline: VAD defaults to 160 ms of silence between chunks and
     chunks never exceed the window; windows are independent (no previous-text prompt).
+    verbose: True prints each segment (original times) as its batch is done, False shows a
+    progress bar over the audio's duration (unless progress is False), None prints nothing.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     vad_fields = {"min_silence_duration_ms": 160, **(vad_parameters or {}), "max_speech_duration_s": CHUNK_LENGTH}
-    samples, chunks = _speech(audio, VadOptions(**vad_fields))
-    if not chunks:
+    vad_options = VadOptions(**vad_fields)
+    options = {**options, "condition_on_previous_text": False, "verbose": None, "progress": False}
+    seconds, blocks = _blocks(audio)
+    segments: list[dict] = []
+    language = None
+
+    with tqdm.tqdm(total=seconds and round(seconds, 2), unit="s", disable=verbose is not False or not progress) as bar:
+
+        def decode(windows: list[list[Chunk]]) -> None:
+            nonlocal language
+            audios = [np.concatenate([samples for _, samples in window]) for window in windows]
+            for window, result in zip(windows, transcribe_batch(model, audios, **options)):
+                _restore_times(result["segments"], _SpeechTimeMap([chunk for chunk, _ in window]))
+                for segment in result["segments"]:
+                    segment["id"] = len(segments)
+                    segments.append(segment)
+                    if verbose:
+                        start, end = format_timestamp(segment["start"]), format_timestamp(segment["end"])
+                        print(f"[{start} --> {end}] {segment['text']}")
+                language = language or result["language"]
+            reached = windows[-1][-1][0]["end"] / SAMPLE_RATE
+            bar.update(max(0.0, min(reached, bar.total or reached) - bar.n))
+
+        waiting: list[list[Chunk]] = []
+        for window in speech_windows(speech_chunks(blocks, vad_options)):
+            waiting.append(window)
+            if len(waiting) == batch_size:
+                decode(waiting)
+                waiting = []
+        if waiting:
+            decode(waiting)
+        if bar.total:
+            bar.update(bar.total - bar.n)
+    if not segments and language is None:
         return _empty(options)
-    options = {**options, "condition_on_previous_text": False}
-    windows = _windows(chunks)
-    segments, language = [], None
-    for first in range(0, len(windows), batch_size):
-        group = windows[first : first + batch_size]
-        results = transcribe_batch(model, [_joined(samples, w) for w in group], **options)
-        for window, result in zip(group, results):
-            _restore_times(result["segments"], _SpeechTimeMap(window))
-            segments += result["segments"]
-            language = language or result["language"]
-    for index, segment in enumerate(segments):
-        segment["id"] = index
     return {"text": "".join(s["text"] for s in segments), "segments": segments, "language": language}

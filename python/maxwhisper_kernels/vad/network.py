@@ -11,8 +11,6 @@ the bottleneck of a transcription, so it has no kernel of its own yet.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 from max.driver import CPU, Buffer
 from max.dtype import DType
@@ -102,37 +100,65 @@ class SileroVad:
         self.w_out = w["final_conv.weight"][0, :, 0]
         self.b_out = float(w["final_conv.bias"][0])
 
-    def _windows(self, audio: np.ndarray) -> Iterator[np.ndarray]:
-        """(n, 576) blocks of windows, each with its 64 samples of context (zeros at the start)."""
-        n = -(-len(audio) // WINDOW)
-        for first in range(0, n, BATCH_WINDOWS):
-            last = min(first + BATCH_WINDOWS, n)
-            start = first * WINDOW - CONTEXT
-            block = np.zeros((last - first) * WINDOW + CONTEXT, np.float32)
-            piece = audio[max(start, 0) : last * WINDOW]
-            block[max(-start, 0) : max(-start, 0) + len(piece)] = piece
-            spans = np.lib.stride_tricks.sliding_window_view(block, _SPAN)[::WINDOW]
-            yield np.ascontiguousarray(spans)
+    def stream(self) -> "SpeechProbStream":
+        """Probabilities of audio that arrives in pieces (the recurrent state is carried)."""
+        return SpeechProbStream(self)
 
     def speech_probs(self, audio: np.ndarray) -> np.ndarray:
         """Speech probability of each 32 ms window of 16 kHz mono ``audio`` (zero-padded tail)."""
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim != 1:
             raise ValueError(f"VAD expects mono audio (1-D samples), got shape {audio.shape}")
-        h = np.zeros(_HIDDEN, np.float32)
-        c = np.zeros(_HIDDEN, np.float32)
-        hidden = []
-        for spans in self._windows(audio):
-            gates_in = self.front_end.execute(Buffer.from_numpy(spans), *self.front_end_weights)[0].to_numpy()
-            hs = np.empty((len(spans), _HIDDEN), np.float32)
-            for t in range(len(spans)):
-                gates = gates_in[t] + h @ self.w_hh
-                i, f, g, o = _sigmoid(gates[:128]), _sigmoid(gates[128:256]), np.tanh(gates[256:384]), _sigmoid(gates[384:])
-                c = f * c + i * g
-                h = o * np.tanh(c)
-                hs[t] = h
-            hidden.append(hs)
-        if not hidden:
+        stream = self.stream()
+        return np.concatenate([stream.feed(audio), stream.finish()])
+
+
+class SpeechProbStream:
+    """Silero over audio given in pieces of any length: ``feed`` returns the probabilities of the
+    whole windows received so far, ``finish`` that of the zero-padded last partial window.
+    The same probabilities as the whole audio at once, since only the LSTM state and 64
+    samples of context cross a window boundary."""
+
+    def __init__(self, vad: SileroVad):
+        self.vad = vad
+        self.h = np.zeros(_HIDDEN, np.float32)
+        self.c = np.zeros(_HIDDEN, np.float32)
+        self.context = np.zeros(CONTEXT, np.float32)  # the last samples of the previous window
+        self.pending = np.zeros(0, np.float32)  # samples short of a whole window
+
+    def feed(self, samples: np.ndarray) -> np.ndarray:
+        samples = np.asarray(samples, dtype=np.float32)
+        if len(self.pending):
+            samples = np.concatenate([self.pending, samples])
+        whole = len(samples) // WINDOW * WINDOW
+        self.pending = samples[whole:].copy()
+        if not whole:
             return np.zeros(0, np.float32)
-        hs = np.concatenate(hidden)
-        return _sigmoid(np.maximum(hs, 0.0) @ self.w_out + self.b_out).astype(np.float32)
+        block = np.concatenate([self.context, samples[:whole]])
+        self.context = block[-CONTEXT:].copy()
+        return np.concatenate([self._run(block[i * WINDOW : (i + BATCH_WINDOWS) * WINDOW + CONTEXT])
+                               for i in range(0, whole // WINDOW, BATCH_WINDOWS)])
+
+    def finish(self) -> np.ndarray:
+        if not len(self.pending):
+            return np.zeros(0, np.float32)
+        last = np.zeros(WINDOW, np.float32)
+        last[: len(self.pending)] = self.pending
+        self.pending = np.zeros(0, np.float32)
+        return self.feed(last)
+
+    def _run(self, block: np.ndarray) -> np.ndarray:
+        """Probabilities of the windows of ``block`` (context samples, then whole windows)."""
+        spans = np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(block, _SPAN)[::WINDOW])
+        vad = self.vad
+        gates_in = vad.front_end.execute(Buffer.from_numpy(spans), *vad.front_end_weights)[0].to_numpy()
+        hs = np.empty((len(spans), _HIDDEN), np.float32)
+        h, c = self.h, self.c
+        for t in range(len(spans)):
+            gates = gates_in[t] + h @ vad.w_hh
+            i, f, g, o = _sigmoid(gates[:128]), _sigmoid(gates[128:256]), np.tanh(gates[256:384]), _sigmoid(gates[384:])
+            c = f * c + i * g
+            h = o * np.tanh(c)
+            hs[t] = h
+        self.h, self.c = h, c
+        return _sigmoid(np.maximum(hs, 0.0) @ vad.w_out + vad.b_out).astype(np.float32)

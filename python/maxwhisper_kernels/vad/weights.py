@@ -65,7 +65,7 @@ def weights_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotInstalledError(
             f"Silero VAD weights need the {PACKAGE!r} package: "
-            f"pip install --no-deps {PACKAGE} (or pip install 'maxwhisper-kernels[vad]')"
+            f"pip install --no-deps {PACKAGE} (scripts/setup.sh does)"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / _FILE
     if not path.is_file():
