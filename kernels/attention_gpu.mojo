@@ -30,7 +30,7 @@
 from max.gpu import thread_idx, block_idx, barrier, lane_id, MAX_THREADS_PER_BLOCK_METADATA
 from max.gpu.host import DeviceContext
 from max.gpu.memory import AddressSpace
-from max.gpu.primitives import warp
+from .gpu_reduce import warp_sum
 from std.math import ceildiv, exp2
 from std.memory import Pointer, stack_allocation
 from std.sys.info import size_of
@@ -48,14 +48,6 @@ comptime SPLIT_TPB = SPLIT_WARPS * 32
 comptime SPLIT_ROWS = 16
 
 
-@always_inline
-def _warp_sum(x: Float32) -> Float32:
-    """Butterfly sum over the 32 lanes (an AMD wavefront of 64 runs it as
-    two halves: the split kernel indexes lanes modulo 32)."""
-    var s = x
-    comptime for i in range(5):
-        s += warp.shuffle_xor(s, UInt32(1 << i))
-    return s
 
 
 @always_inline
@@ -262,7 +254,7 @@ def _split_kernel[
                 if d0 + Int32(e) < D:
                     kv[e] = k.unsafe_load(Int(off + Int64(d0 + Int32(e)))).cast[F32]()
                     vv[e] = v.unsafe_load(Int(off + Int64(d0 + Int32(e)))).cast[F32]()
-        var s = _warp_sum((qv * kv).reduce_add())
+        var s = warp_sum((qv * kv).reduce_add())
         var m_new = max(m, s)
         var corr = exp2(m - m_new)
         var p = exp2(s - m_new)
