@@ -1,5 +1,6 @@
-# GPU branches of "attention" and "cached_attention": softmax(scale q k^T) v
-# with an online softmax, so the Tq x Tk score matrix never exists.
+# GPU branch of "attention" (and the attention half of "cached_attention",
+# kv_cache_gpu.mojo): softmax(scale q k^T) v with an online softmax, so the
+# Tq x Tk score matrix never exists.
 #
 # Layouts (as in attention.mojo / kv_cache.mojo, row-major): q and out
 # [B, H, Tq, D]; k and v [Bk, H, Tk, D], query row b reading key/value row
@@ -27,7 +28,7 @@
 # lowers to ex2.approx: GPU results are checked with looser tolerances than
 # the CPU's (tests/test_gpu_kernels.py). fp32 accumulation throughout.
 # Compile-checked for sm_90 / sm_80 / gfx942 by maxwhisper_kernels.gpu_check.
-from max.gpu import thread_idx, block_idx, barrier, lane_id, MAX_THREADS_PER_BLOCK_METADATA
+from max.gpu import thread_idx, block_idx, barrier, MAX_THREADS_PER_BLOCK_METADATA
 from max.gpu.host import DeviceContext
 from max.gpu.memory import AddressSpace
 from .gpu_reduce import warp_sum
@@ -292,7 +293,7 @@ def _split_kernel[
         o.unsafe_store(Int(row_off + Int64(tid)), y.cast[dtype]())
 
 
-def _head_width(D: Int) raises -> Int:
+def head_width(D: Int) raises -> Int:
     if D <= 32:
         return 32
     if D <= 64:
@@ -302,7 +303,7 @@ def _head_width(D: Int) raises -> Int:
     raise Error("attention: the GPU kernels take head sizes up to 128, got ", D)
 
 
-def _launch_split[
+def launch_split[
     dtype: DType, DK: Int, causal: Bool, cached: Bool
 ](
     q: Pointer[Scalar[dtype], MutAnyOrigin],
@@ -350,7 +351,7 @@ def _launch[
     if rows <= SPLIT_ROWS:
         # No lineage: k stands in for the unused pointer, never read.
         var none = k.unsafe_bitcast[Int64]()
-        _launch_split[dtype, DK, causal, False](q, k, v, o, scale, none, rows, Bk * H, group, H, Tq, Tk, D, Bk, Tk, ctx)
+        launch_split[dtype, DK, causal, False](q, k, v, o, scale, none, rows, Bk * H, group, H, Tq, Tk, D, Bk, Tk, ctx)
     else:
         ctx.enqueue_function[_rows_kernel[dtype, DK, causal]](
             q, k, v, o, scale, Int32(group), Int32(H), Int32(Tq), Int32(Tk), Int32(D),
@@ -381,83 +382,10 @@ def attention_gpu[
         raise Error("attention: ", B, " query batches do not share ", Bk, " key batches evenly")
     if causal and Tk < Tq:
         raise Error("attention: causal with ", Tq, " queries over only ", Tk, " keys")
-    var dk = _head_width(D)
+    var dk = head_width(D)
     if dk == 32:
         _launch[dtype, 32, causal](q, k, v, o, scale, B, Bk, H, Tq, Tk, D, ctx)
     elif dk == 64:
         _launch[dtype, 64, causal](q, k, v, o, scale, B, Bk, H, Tq, Tk, D, ctx)
     else:
         _launch[dtype, 128, causal](q, k, v, o, scale, B, Bk, H, Tq, Tk, D, ctx)
-
-
-@__llvm_metadata(MAX_THREADS_PER_BLOCK_METADATA=StaticTuple[Int32, 1](Int32(SPLIT_TPB)))
-def _store_kernel(
-    k: Pointer[Float32, MutAnyOrigin],
-    v: Pointer[Float32, MutAnyOrigin],
-    k_cache: Pointer[Float32, MutAnyOrigin],
-    v_cache: Pointer[Float32, MutAnyOrigin],
-    slots: Pointer[Int64, MutAnyOrigin],
-    H: Int32,
-    T: Int32,
-    D: Int32,
-    R: Int32,
-    CTX: Int32,
-    past: Int32,
-):
-    """Block (b, h) stores token row b's T new keys and values of head h in
-    its cache row slots[b] at positions past ..; a slot out of range stores
-    nothing (the lineage check then turns the row's output into NaN)."""
-    var bh = Int32(block_idx.x)
-    var b = bh // H
-    var h = bh - b * H
-    var slot = Int32(slots.unsafe_load(Int(b)))
-    if slot < 0 or slot >= R:
-        return
-    var src = Int64(bh) * Int64(T) * Int64(D)
-    var dst = ((Int64(slot) * Int64(H) + Int64(h)) * Int64(CTX) + Int64(past)) * Int64(D)
-    var x = Int32(thread_idx.x)
-    while x < T * D:
-        k_cache.unsafe_store(Int(dst + Int64(x)), k.unsafe_load(Int(src + Int64(x))))
-        v_cache.unsafe_store(Int(dst + Int64(x)), v.unsafe_load(Int(src + Int64(x))))
-        x += Int32(SPLIT_TPB)
-
-
-def cached_attention_gpu(
-    q: Pointer[Float32, MutAnyOrigin],
-    k: Pointer[Float32, MutAnyOrigin],
-    v: Pointer[Float32, MutAnyOrigin],
-    k_cache: Pointer[Float32, MutAnyOrigin],
-    v_cache: Pointer[Float32, MutAnyOrigin],
-    slots: Pointer[Int64, MutAnyOrigin],
-    lineage: Pointer[Int64, MutAnyOrigin],
-    o: Pointer[Float32, MutAnyOrigin],
-    scale: Pointer[Float32, MutAnyOrigin],
-    B: Int,
-    H: Int,
-    T: Int,
-    D: Int,
-    R: Int,
-    CTX: Int,
-    total: Int,
-    ctx: DeviceContext,
-) raises:
-    """Op "cached_attention" on the GPU (shapes as in kv_cache.mojo): the
-    store kernel runs first on the same stream, so the attention kernel
-    sees this step's keys."""
-    var past = total - T
-    if past < 0 or total > CTX:
-        raise Error("cached_attention: ", total, " positions for ", T, " new tokens in a cache of ", CTX)
-    if B == 0 or T == 0 or H == 0:
-        return
-    ctx.enqueue_function[_store_kernel](
-        k, v, k_cache, v_cache, slots, Int32(H), Int32(T), Int32(D), Int32(R), Int32(CTX), Int32(past),
-        grid_dim=B * H, block_dim=SPLIT_TPB,
-    )
-    var dk = _head_width(D)
-    # Each row is its own "key head" (group 1): b = bk, causal from past.
-    if dk == 32:
-        _launch_split[F32, 32, True, True](q, k_cache, v_cache, o, scale, lineage, T, B * H, 1, H, T, total, D, R, CTX, ctx)
-    elif dk == 64:
-        _launch_split[F32, 64, True, True](q, k_cache, v_cache, o, scale, lineage, T, B * H, 1, H, T, total, D, R, CTX, ctx)
-    else:
-        _launch_split[F32, 128, True, True](q, k_cache, v_cache, o, scale, lineage, T, B * H, 1, H, T, total, D, R, CTX, ctx)

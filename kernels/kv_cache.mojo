@@ -24,7 +24,7 @@
 import extensibility
 from extensibility import InputTensor, OutputTensor, _MutableInputTensor
 from max.gpu.host import DeviceContext
-from .attention_gpu import cached_attention_gpu
+from .kv_cache_gpu import cached_attention_gpu
 from max.algorithm.backend.cpu.parallelize import parallelize
 from std.math import exp
 from std.memory import Pointer

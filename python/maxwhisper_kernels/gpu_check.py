@@ -8,11 +8,17 @@ Nothing runs: the build only proves that the GPU branch type-checks,
 elaborates and lowers for that architecture. A build that succeeds but
 emits no kernel file counts as a failure (a branch that only raises).
 
+Then the whole tiny.en graphs (encoder, decoder step in float16 and int8,
+alignment decoder) are compiled for the same architecture on MAX's
+compile-only virtual device, in a child process
+(maxwhisper_kernels.gpu_graph_check); `--kernels-only` skips that part.
+
 Results are cached under build/gpu_check/<arch>/<op>-<hash>/, the hash
-covering the compiler version, every kernel source and the harness, so an
+covering the compiler version, every kernel source and the harness (for the
+graphs: the MAX version and the Python that builds them too), so an
 unchanged tree re-checks in milliseconds. Run
 `python -m maxwhisper_kernels.gpu_check [--arch sm_90 sm_80 gfx942]`;
-it prints one line per op and exits 1 if any failed.
+it prints one line per op and graph and exits 1 if any failed.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 from maxwhisper_kernels.build import BUILD_DIR, REPO_ROOT, _compiler_version, _sources, find_mojo
@@ -188,19 +196,57 @@ def check(op: str, arch: str, mojo: Path | None = None) -> Result:
     return Result(op, arch, True, f"OK ({len(kernels)} kernels)", out)
 
 
+_PACKAGE = Path(__file__).resolve().parent
+# What the graphs check compiles besides the kernels: the graph builders.
+_GRAPH_SOURCES = (REPO_ROOT / "graph", _PACKAGE / "custom_ops.py", _PACKAGE / "gpu_graph_check.py")
+
+
+def _graphs_key(mojo: Path, arch: str) -> str:
+    digest = hashlib.sha256(_compiler_version(mojo).encode() + metadata.version("max").encode() + arch.encode())
+    files = list(_sources())
+    for source in _GRAPH_SOURCES:
+        files += sorted(source.glob("*.py")) if source.is_dir() else [source]
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def check_graphs(arch: str, mojo: Path | None = None) -> Result:
+    """Compiles the tiny.en graphs for arch on the virtual device (cached)."""
+    out = BUILD_DIR / "gpu_check" / arch / f"graphs-{_graphs_key(mojo or find_mojo(), arch)}"
+    if (out / "OK").exists():
+        return Result("graphs", arch, True, "OK (cached)\n" + (out / "OK").read_text().strip(), out)
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "maxwhisper_kernels.gpu_graph_check", arch], capture_output=True, text=True
+    )
+    report = done.stdout.strip() or done.stderr.strip()[-4000:]
+    if done.returncode != 0:
+        return Result("graphs", arch, False, report, out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "OK").write_text(report + "\n")
+    return Result("graphs", arch, True, f"OK ({time.perf_counter() - start:.0f} s)\n{report}", out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", nargs="+", default=["sm_90"], choices=ARCHS)
     parser.add_argument("--jobs", type=int, default=2, help="parallel compiler processes")
+    parser.add_argument("--kernels-only", action="store_true", help="skip the whole-graph check")
     args = parser.parse_args(argv)
     mojo = find_mojo()
     jobs = [(op, arch) for arch in args.arch for op in HARNESSES]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         results = list(pool.map(lambda j: check(j[0], j[1], mojo), jobs))
+    if not args.kernels_only:
+        # One child process at a time: each compiles four graphs on all cores.
+        results += [check_graphs(arch, mojo) for arch in args.arch]
     for res in results:
-        print(f"{res.arch:7s} {res.op:18s} {res.message if res.ok else 'FAILED'}")
-        if not res.ok:
-            print("    " + res.message.replace("\n", "\n    "))
+        first, _, rest = res.message.partition("\n")
+        print(f"{res.arch:7s} {res.op:18s} {first if res.ok else 'FAILED'}")
+        detail = rest if res.ok else res.message
+        if detail:
+            print("    " + detail.replace("\n", "\n    "))
     return 0 if all(r.ok for r in results) else 1
 
 
