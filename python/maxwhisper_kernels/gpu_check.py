@@ -13,7 +13,7 @@ alignment decoder) are compiled for the same architecture on MAX's
 compile-only virtual device, in a child process
 (maxwhisper_kernels.gpu_graph_check); `--kernels-only` skips that part.
 
-Results are cached under build/gpu_check/<arch>/<op>-<hash>/, the hash
+Results are cached under ~/.cache/maxwhisper/gpu_check/<arch>/<op>-<hash>/, the hash
 covering the compiler version, every kernel source and the harness (for the
 graphs: the MAX version and the Python that builds them too), so an
 unchanged tree re-checks in milliseconds. Run
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -35,9 +36,13 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from maxwhisper_kernels.build import BUILD_DIR, REPO_ROOT, _compiler_version, _sources, find_mojo
+from maxwhisper_kernels.build import REPO_ROOT, _compiler_version, _sources, find_mojo
 
 ARCHS = ("sm_90", "sm_80", "gfx942")
+
+# In the user's cache rather than build/, so that a fresh clone (CI) of an
+# unchanged tree finds its results: the key names everything they depend on.
+CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "maxwhisper" / "gpu_check"
 
 _PRELUDE = """\
 from extensibility import InputTensor, OutputTensor, StaticTensorSpec
@@ -167,7 +172,7 @@ def _kernel_files(folder: Path) -> list[Path]:
 def check(op: str, arch: str, mojo: Path | None = None) -> Result:
     """Compiles one op's GPU branch for arch (cached by source hash)."""
     mojo = mojo or find_mojo()
-    out = BUILD_DIR / "gpu_check" / arch / f"{op}-{_key(mojo, op, arch)}"
+    out = CACHE_DIR / arch / f"{op}-{_key(mojo, op, arch)}"
     if (out / "OK").exists():
         return Result(op, arch, True, "OK (cached)", out)
     with tempfile.TemporaryDirectory(prefix=f"gpu-check-{op}-") as tmp:
@@ -213,7 +218,7 @@ def _graphs_key(mojo: Path, arch: str) -> str:
 
 def check_graphs(arch: str, mojo: Path | None = None) -> Result:
     """Compiles the tiny.en graphs for arch on the virtual device (cached)."""
-    out = BUILD_DIR / "gpu_check" / arch / f"graphs-{_graphs_key(mojo or find_mojo(), arch)}"
+    out = CACHE_DIR / arch / f"graphs-{_graphs_key(mojo or find_mojo(), arch)}"
     if (out / "OK").exists():
         return Result("graphs", arch, True, "OK (cached)\n" + (out / "OK").read_text().strip(), out)
     start = time.perf_counter()
