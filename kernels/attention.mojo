@@ -32,6 +32,7 @@
 import extensibility
 from extensibility import InputTensor, OutputTensor
 from max.gpu.host import DeviceContext
+from .attention_gpu import attention_gpu
 from max.algorithm.backend.cpu.parallelize import parallelize
 from std.math import exp, ceildiv, iota
 from std.memory import Pointer
@@ -426,8 +427,14 @@ struct Attention:
         scale: InputTensor[dtype=DType.float32, rank=1, ...],
         ctx: DeviceContext,
     ) raises:
+        comptime if target == "gpu":
+            attention_gpu[output.dtype, causal](
+                q.unsafe_ptr(), k.unsafe_ptr(), v.unsafe_ptr(), output.unsafe_ptr(), scale.unsafe_ptr(),
+                q.dim_size(0), k.dim_size(0), q.dim_size(1), q.dim_size(2), k.dim_size(2), q.dim_size(3), ctx,
+            )
+            return
         comptime if target != "cpu":
-            raise Error("attention: no GPU path yet")
+            raise Error("attention: no path for target ", target)
         attention_cpu[output.dtype, causal](
             q.unsafe_ptr(),
             k.unsafe_ptr(),

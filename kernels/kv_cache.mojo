@@ -24,6 +24,7 @@
 import extensibility
 from extensibility import InputTensor, OutputTensor, _MutableInputTensor
 from max.gpu.host import DeviceContext
+from .kv_cache_gpu import cached_attention_gpu
 from max.algorithm.backend.cpu.parallelize import parallelize
 from std.math import exp
 from std.memory import Pointer
@@ -81,8 +82,16 @@ struct CachedAttention:
         scale: InputTensor[dtype=F32, rank=1, ...],
         ctx: DeviceContext,
     ) raises:
+        comptime if target == "gpu":
+            cached_attention_gpu(
+                q.unsafe_ptr(), k.unsafe_ptr(), v.unsafe_ptr(), k_cache.unsafe_ptr(), v_cache.unsafe_ptr(),
+                slots.unsafe_ptr(), lineage.unsafe_ptr(), output.unsafe_ptr(), scale.unsafe_ptr(),
+                q.dim_size(0), q.dim_size(1), q.dim_size(2), q.dim_size(3),
+                k_cache.dim_size(0), k_cache.dim_size(2), lineage.dim_size(1), ctx,
+            )
+            return
         comptime if target != "cpu":
-            raise Error("cached_attention: no GPU path yet")
+            raise Error("cached_attention: no path for target ", target)
         var B = q.dim_size(0)
         var H = q.dim_size(1)
         var T = q.dim_size(2)

@@ -15,6 +15,7 @@
 import extensibility
 from extensibility import InputTensor, OutputTensor
 from max.gpu.host import DeviceContext
+from .linear_gpu import linear_gpu
 from max.algorithm.backend.cpu.parallelize import parallelize
 from std.math import ceildiv
 from std.memory import Pointer
@@ -81,8 +82,8 @@ struct Linear:
         scale: InputTensor[dtype=F32, rank=1, ...],
         ctx: DeviceContext,
     ) raises:
-        comptime if target != "cpu":
-            raise Error("linear: no GPU path yet")
+        comptime if target != "cpu" and target != "gpu":
+            raise Error("linear: no path for target ", target)
         var M = x.dim_size(0)
         var K = x.dim_size(1)
         var N = w.dim_size(0)
@@ -94,6 +95,9 @@ struct Linear:
         if scaled and scale.dim_size(0) != N:
             raise Error("linear: ", scale.dim_size(0), " scales for ", N, " weight rows")
         var sp = scale.unsafe_ptr()
+        comptime if target == "gpu":
+            linear_gpu[w.dtype](xp, wp, bp, sp, yp, M, K, N, scaled, ctx)
+            return
 
         def rows(item: Int) {xp, wp, bp, yp, sp, scaled, M, K, N}:
             var start = item * CHUNK

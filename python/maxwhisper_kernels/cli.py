@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--model_dir", type=str, default=None, help="folder holding the checkpoint named by --model"
     )
-    add("--device", default="cpu", help="where the model runs: cpu, or gpu")
+    add("--device", default="cpu", help="where the model runs: cpu, or gpu / cuda (the first GPU MAX finds)")
     add("--output_dir", "-o", type=str, default=".", help="where the transcript files go")
     add(
         "--output_format",

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from max.driver import CPU, Buffer
+from max.driver import CPU, Buffer, Device
 from max.dtype import DType
 from max.engine import InferenceSession, Model
 from max.graph import DeviceRef
@@ -26,6 +26,7 @@ from .graph import (
     encoder_parameters,
     exact_in_float16,
 )
+from .devices import DeviceUnavailableError, gpu_device, to_device, to_host  # noqa: F401 - callers catch it here
 from .graph_store import load_graph
 from .ops import log_mel_spectrogram
 from .weights import Checkpoint, load_checkpoint
@@ -64,7 +65,7 @@ class Inference:
         dims = self.model.dims
         shape = (self.n_rows, dims.n_text_head, dims.n_text_ctx, dims.n_text_state // dims.n_text_head)
         # Never read before written (the lineage only names stored positions).
-        return [Buffer(DType.float32, shape, CPU()) for _ in range(2 * dims.n_text_layer)]
+        return [Buffer(DType.float32, shape, self.model.device) for _ in range(2 * dims.n_text_layer)]
 
     def rearrange_kv_cache(self, source_indices) -> None:
         source_indices = np.asarray(source_indices, dtype=np.int64)
@@ -104,17 +105,18 @@ class Inference:
         self.fed_tokens = np.concatenate([self.fed_tokens, new], axis=1)
         self.last_fed = total - past
         self.cache_length = total
-        logits = logits.to_numpy()
+        logits = to_host(logits)
         return np.repeat(logits, self.n_rows // len(slots), axis=0) if len(slots) < self.n_rows else logits
 
     def _step(self, graph: Model, fed, past: int, picked, slots, lineage, caches) -> list[Buffer]:
         positions = np.arange(past, past + fed.shape[1], dtype=np.int64)
+        put = self.model.to_device
         return graph.execute(
-            Buffer.from_numpy(np.ascontiguousarray(fed)),
-            Buffer.from_numpy(positions),
-            Buffer.from_numpy(np.ascontiguousarray(picked, dtype=np.int64)),
-            Buffer.from_numpy(np.ascontiguousarray(slots)),
-            Buffer.from_numpy(np.ascontiguousarray(lineage)),
+            put(fed),
+            put(positions),
+            put(np.asarray(picked, dtype=np.int64)),
+            put(slots),
+            put(lineage),
             *caches,
             *self.audio.cross_kv,
         )
@@ -133,22 +135,31 @@ class Inference:
         outputs = self._step(
             self.model.alignment_decoder, self.fed_tokens, 0, picked, rows, lineage, self._new_caches()
         )
-        return [w.to_numpy()[:, :, -self.last_fed :] for w in outputs[1:]]
+        return [to_host(w)[:, :, -self.last_fed :] for w in outputs[1:]]
 
 
 class Whisper:
     """A loaded checkpoint with its encoder and decoder compiled for MAX."""
 
     def __init__(
-        self, checkpoint: Checkpoint, session: InferenceSession | None = None, compute_type: str = "default"
+        self,
+        checkpoint: Checkpoint,
+        session: InferenceSession | None = None,
+        compute_type: str = "default",
+        device: Device | None = None,
     ):
         # The graphs get their own rearranged copies of the tensors, so the
         # model keeps the checkpoint's description without its arrays (about
         # 100 MB less resident for tiny.en when the caller drops its copy).
         self.checkpoint = replace(checkpoint, tensors={})
         self.dims = checkpoint.dims
-        device = DeviceRef.CPU()
-        self.session = session or InferenceSession(devices=[CPU()])
+        # Where the graphs run and their weights, KV caches and cross K/V
+        # live; only token ids, positions and the picked logits cross to
+        # the host per step.
+        self.device = device or CPU()
+        self.device_ref = DeviceRef.from_device(self.device)
+        device = self.device_ref
+        self.session = session or InferenceSession(devices=[CPU()] if self.device.is_host else [CPU(), self.device])
         self.load_seconds: dict[str, float] = {}
         self.compiled_now: list[str] = []  # graphs this load had to compile
         self.encoder = self._load(
@@ -171,6 +182,8 @@ class Whisper:
 
         start = time.perf_counter()
         description = f"{self.dims!r} matrices={getattr(self, 'matrix_dtype', None)} {flags}"
+        if not self.device.is_host:  # a stored graph runs only where it was compiled for
+            description += f" device={self.device.api}:{self.device.architecture_name}"
         model, compiled_now = load_graph(self.session, f"whisper_{name}", description, build_announced, parameters)
         if compiled_now:
             self.compiled_now.append(name)
@@ -191,7 +204,10 @@ class Whisper:
         return self._alignment_decoder
 
     def _decoder_graph(self, cross_attention_weights: bool = False):
-        return build_decoder_step(self.dims, DeviceRef.CPU(), self.matrix_dtype, cross_attention_weights)
+        return build_decoder_step(self.dims, self.device_ref, self.matrix_dtype, cross_attention_weights)
+
+    def to_device(self, array: np.ndarray) -> Buffer:
+        return to_device(array, self.device)
 
     @property
     def is_multilingual(self) -> bool:
@@ -218,7 +234,7 @@ class Whisper:
             mel = mel[None]
         if mel.ndim != 3 or mel.shape[1:] != expected:
             raise ValueError(f"mel must be [n_audio, {expected[0]}, {expected[1]}], got {mel.shape}")
-        encoded, *cross_kv = self.encoder.execute(Buffer.from_numpy(mel))
+        encoded, *cross_kv = self.encoder.execute(self.to_device(mel))
         return AudioFeatures(encoded, cross_kv, mel.shape[0])
 
     def new_inference(self, audio: AudioFeatures, n_group: int = 1) -> Inference:
@@ -259,10 +275,6 @@ def decoder_matrix_dtype(checkpoint: Checkpoint, compute_type: str) -> DType:
     return {"float32": DType.float32, "float16": DType.float16, "int8": DType.int8}[compute_type]
 
 
-class DeviceUnavailableError(ValueError):
-    """The requested device cannot run the model; the message says why."""
-
-
 def load_model(
     name_or_path: str | os.PathLike = "tiny.en",
     device: str = "cpu",
@@ -276,15 +288,13 @@ def load_model(
     cpu_device for when it can take effect);
     compute_type sets the decoder's weight matrices (decoder_matrix_dtype);
     the encoder always computes in float32."""
-    if device in ("gpu", "cuda"):
-        # Only layernorm has a GPU branch yet (compile-checked, never run),
-        # so no GPU graph is built; say so whether or not a GPU is present.
-        raise DeviceUnavailableError(
-            f"device {device!r}: the GPU path is compile-checked only (python -m "
-            "maxwhisper_kernels.gpu_check); use device='cpu'"
-        )
-    if device != "cpu":
-        raise ValueError(f"device {device!r} is not supported yet: the kernels' GPU paths are not built")
     check_compute_type(compute_type)
+    if device in ("gpu", "cuda"):
+        accelerator = gpu_device(device)
+        checkpoint = load_checkpoint(name_or_path)
+        session = InferenceSession(devices=[CPU(), accelerator], num_threads=num_threads)
+        return Whisper(checkpoint, session, compute_type, accelerator)
+    if device != "cpu":
+        raise ValueError(f"device {device!r} is not supported: use 'cpu', 'gpu' or 'cuda'")
     checkpoint = load_checkpoint(name_or_path)
     return Whisper(checkpoint, cpu_session(num_threads), compute_type)

@@ -1,5 +1,6 @@
 """NumPy in, NumPy out: each call runs one of the project's Mojo kernels in a
-MAX graph.
+MAX graph, on the CPU or, inside `with on_gpu():`, on the first GPU (the
+GPU kernel tests and benchmarks use that).
 
 Graphs use symbolic dimensions, so one compiled graph per op variant serves
 every shape; compiled models are kept for the life of the process (and MAX
@@ -8,19 +9,22 @@ caches the compilation on disk, so the next process loads it faster).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
-from max.driver import CPU, Buffer
+from max.driver import CPU
 from max.dtype import DType
 from max.engine import InferenceSession, Model
 from max.graph import BufferType, DeviceRef, Graph, TensorType
 
 from . import custom_ops
 from .build import kernel_library
+from .devices import gpu_device, to_device, to_host
 from .graph_store import load_graph
 from .mel_filters import mel_filters
 
@@ -29,16 +33,42 @@ log = logging.getLogger(__name__)
 HOP_LENGTH = 160
 
 
-@functools.lru_cache(maxsize=1)
-def session() -> InferenceSession:
-    return InferenceSession(devices=[CPU()])
+_TARGET = contextvars.ContextVar("maxwhisper_ops_target", default="cpu")
+
+
+@contextlib.contextmanager
+def on_gpu() -> Iterator[None]:
+    """Runs the ops called inside the block on the first GPU (raises
+    DeviceUnavailableError where there is none)."""
+    _device("gpu")
+    token = _TARGET.set("gpu")
+    try:
+        yield
+    finally:
+        _TARGET.reset(token)
+
+
+@functools.lru_cache(maxsize=2)
+def _device(target: str):
+    return CPU() if target == "cpu" else gpu_device()
+
+
+@functools.lru_cache(maxsize=2)
+def session(target: str = "cpu") -> InferenceSession:
+    return InferenceSession(devices=[CPU()] if target == "cpu" else [CPU(), _device(target)])
+
+
+def _description(description: str, target: str) -> str:
+    return description if target == "cpu" else f"{description} on {target}"
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled(name: str, signature: tuple[tuple[DType, int], ...], body: Callable[..., object]) -> Model:
+def _compiled(
+    name: str, signature: tuple[tuple[DType, int], ...], body: Callable[..., object], target: str = "cpu"
+) -> Model:
     """Compiles a graph whose inputs have the given (dtype, rank)s, every
     dimension symbolic, and whose output is body(*inputs)."""
-    device = DeviceRef.CPU()
+    device = DeviceRef.from_device(_device(target))
     input_types = [
         TensorType(dtype, [f"in{i}_dim{d}" for d in range(rank)], device)
         for i, (dtype, rank) in enumerate(signature)
@@ -52,13 +82,14 @@ def _compiled(name: str, signature: tuple[tuple[DType, int], ...], body: Callabl
         log.info("compiling the %s graph (not in the graph store yet)", name)
         return graph
 
-    return load_graph(session(), name, repr(signature), build)[0]
+    return load_graph(session(target), name, _description(repr(signature), target), build)[0]
 
 
 def _run(name: str, body: Callable[..., object], *arrays: np.ndarray) -> list[np.ndarray]:
-    model = _compiled(name, tuple((DType.from_numpy(a.dtype), a.ndim) for a in arrays), body)
-    buffers = [Buffer.from_numpy(np.ascontiguousarray(a)) for a in arrays]
-    return [out.to_numpy() for out in model.execute(*buffers)]
+    target = _TARGET.get()
+    model = _compiled(name, tuple((DType.from_numpy(a.dtype), a.ndim) for a in arrays), body, target)
+    buffers = [to_device(a, _device(target)) for a in arrays]
+    return [to_host(out) for out in model.execute(*buffers)]
 
 
 def _float32(name: str, a: np.ndarray, ndim: int | None = None) -> np.ndarray:
@@ -184,17 +215,22 @@ def cached_attention(
         raise ValueError(f"q {q.shape} and the cache {k_cache.shape} must agree in heads and head size")
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[3])
-    model = _compiled_cached_attention(float(scale))
-    caches = [Buffer.from_numpy(k_cache), Buffer.from_numpy(v_cache)]
-    inputs = [Buffer.from_numpy(np.ascontiguousarray(a)) for a in (q, k, v)]
-    out = model.execute(*inputs, *caches, Buffer.from_numpy(slots), Buffer.from_numpy(np.ascontiguousarray(lineage)))
-    # Buffer.from_numpy shares the arrays' memory: the caches were updated in place.
-    return out[0].to_numpy()
+    target = _TARGET.get()
+    device = _device(target)
+    model = _compiled_cached_attention(float(scale), target)
+    caches = [to_device(k_cache, device), to_device(v_cache, device)]
+    inputs = [to_device(a, device) for a in (q, k, v, slots, lineage)]
+    out = model.execute(*inputs[:3], *caches, *inputs[3:])
+    # On the CPU the buffers share the arrays' memory, so the caches were
+    # updated in place; a GPU's copies are written back.
+    if not device.is_host:
+        k_cache[...], v_cache[...] = (to_host(c) for c in caches)
+    return to_host(out[0])
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled_cached_attention(scale: float) -> Model:
-    device = DeviceRef.CPU()
+def _compiled_cached_attention(scale: float, target: str = "cpu") -> Model:
+    device = DeviceRef.from_device(_device(target))
     rows = TensorType(DType.float32, ["b", "h", "t", "d"], device)
     cache = BufferType(DType.float32, ["r", "h", "ctx", "d"], device)
     input_types = [
@@ -217,7 +253,7 @@ def _compiled_cached_attention(scale: float) -> Model:
             graph.output(out)
         return graph
 
-    return load_graph(session(), "cached_attention", f"scale={scale!r}", build)[0]
+    return load_graph(session(target), "cached_attention", _description(f"scale={scale!r}", target), build)[0]
 
 
 def linear(
