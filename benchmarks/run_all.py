@@ -10,7 +10,10 @@ from pathlib import Path
 
 from harness import write_summary
 
-BENCHMARKS = ["bench_log_mel.py", "bench_layernorm.py", "bench_attention.py", "bench_linear.py", "bench_kv_cache.py"]
+BENCHMARKS = [
+    "bench_log_mel.py", "bench_layernorm.py", "bench_attention.py", "bench_linear.py", "bench_kv_cache.py",
+    "bench_matmul_int8.py",
+]
 
 
 def main(argv: list[str]) -> int:

@@ -63,3 +63,27 @@ def log_mel_spectrogram(audio, n_mels=80, padding=0):
     log_spec = np.log10(np.maximum(mel, 1e-10))
     log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
     return (log_spec + 4.0) / 4.0
+
+
+def quantize_rows_dynamic(x):
+    """The int8 GEMM's activation quantization, from its definition, in the
+    kernel's float32 arithmetic: (q [M, K] int8 in [-127, 127], scale [M])."""
+    x = np.asarray(x, np.float32)
+    peak = np.abs(x).max(axis=1)
+    with np.errstate(divide="ignore"):
+        inv = np.where(peak > 0, np.float32(127) / peak, np.float32(0)).astype(np.float32)
+    q = np.clip(np.rint(x * inv[:, None]), -127, 127).astype(np.int8)
+    return q, (peak / np.float32(127)).astype(np.float32)
+
+
+def matmul_int8(x, values, weight_scale, bias=None):
+    """y = fma(float32(sum_k q_x q_w), scale_x[m] * weight_scale[n], bias[n]):
+    exact integer sums (int64), then the kernel's float32 epilogue (a fused
+    multiply-add rounds once; float64 holds the product of two float32
+    exactly)."""
+    q, x_scale = quantize_rows_dynamic(x)
+    sums = q.astype(np.int64) @ np.asarray(values, np.int64).T
+    scale = (x_scale[:, None] * np.asarray(weight_scale, np.float32)[None, :]).astype(np.float32)
+    b = np.zeros(len(weight_scale), np.float32) if bias is None else np.asarray(bias, np.float32)
+    y = sums.astype(np.float32).astype(np.float64) * scale.astype(np.float64) + b.astype(np.float64)
+    return y.astype(np.float32)

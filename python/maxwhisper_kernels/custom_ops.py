@@ -117,6 +117,31 @@ def linear(
     return ops.reshape(y, [*x.shape[:-1], weight.shape[0]])
 
 
+def matmul_int8(
+    x: TensorValue,
+    weight: TensorValue,
+    weight_scale: TensorValue,
+    bias: TensorValue | None = None,
+    isa: str = "native",
+) -> TensorValue:
+    """x @ W^T + bias with W = weight_scale[:, None] * int8 values, weight
+    packed by ops.pack_int8_matrix; x (any rank, float32) is quantized per
+    row to int8 inside the op (kernels/matmul_int8.mojo). isa "avx2" or
+    "portable" forces that inner product (tests); "native" picks the best."""
+    rows = _rows(x)
+    if bias is None:
+        bias = ops.constant(np.zeros(0, np.float32), DType.float32, x.device)
+    n = weight_scale.shape[0]
+    y = ops.custom(
+        name="matmul_int8",
+        device=x.device,
+        values=[rows, weight, weight_scale, bias],
+        out_types=[TensorType(DType.float32, [rows.shape[0], n], x.device)],
+        parameters={"isa": isa},
+    )[0].tensor
+    return ops.reshape(y, [*x.shape[:-1], n])
+
+
 def log_mel(audio: TensorValue, filters: TensorValue) -> TensorValue:
     """Whisper's normalised log-mel spectrogram of audio [L] (16 kHz, padding
     already appended) with filters [n_mels, 201]: [n_mels, L // 160]."""

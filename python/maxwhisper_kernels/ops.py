@@ -280,6 +280,58 @@ def linear(
     return _run("linear", custom_ops.linear, x, weight, bias, scale)[0]
 
 
+PACK_PANEL = 16  # output channels per panel of the packed int8 layout
+PACK_CHANNELS = 64  # channels are padded to a multiple of the widest tile
+
+
+def pack_int8_matrix(values: np.ndarray) -> np.ndarray:
+    """int8 weights [N, K] in the layout kernels/matmul_int8.mojo reads:
+    [P, ceil(K / 4) * 64] with P = 4 * ceil(N / 64) panels of 16 channels;
+    panel p, group g holds channel 16p + c's k = 4g .. 4g + 3 at bytes
+    64g + 4c .. 64g + 4c + 3; zeros pad N and K."""
+    values = np.asarray(values)
+    if values.dtype != np.int8 or values.ndim != 2 or 0 in values.shape:
+        raise ValueError(f"weights must be a non-empty 2-D int8 array, got {values.dtype} {values.shape}")
+    n, k = values.shape
+    n_pad = -(-n // PACK_CHANNELS) * PACK_CHANNELS
+    k4 = -(-k // 4)
+    padded = np.zeros((n_pad, 4 * k4), np.int8)
+    padded[:n, :k] = values
+    # [panel, channel, group, 4] -> [panel, group, channel, 4]
+    panels = padded.reshape(n_pad // PACK_PANEL, PACK_PANEL, k4, 4).transpose(0, 2, 1, 3)
+    return np.ascontiguousarray(panels.reshape(n_pad // PACK_PANEL, k4 * 4 * PACK_PANEL))
+
+
+def matmul_int8(
+    x: np.ndarray,
+    packed: np.ndarray,
+    weight_scale: np.ndarray,
+    bias: np.ndarray | None = None,
+    isa: str = "native",
+) -> np.ndarray:
+    """x [M, K] @ W^T + bias for W = weight_scale[:, None] * values, packed
+    = pack_int8_matrix(values); x is quantized per row to int8 in the op.
+    isa: "native", or "avx2" / "portable" to force that path."""
+    x = _float32("x", x, 2)
+    weight_scale = _float32("weight_scale", weight_scale, 1)
+    n = weight_scale.shape[0]
+    bias = np.zeros(0, np.float32) if bias is None else _float32("bias", bias, 1)
+    packed = np.asarray(packed)
+    k4 = -(-x.shape[1] // 4)
+    expected = (4 * (-(-n // PACK_CHANNELS)), 4 * k4 * PACK_PANEL)
+    if packed.dtype != np.int8 or packed.shape != expected or bias.shape not in ((0,), (n,)):
+        raise ValueError(
+            f"packed weights {packed.dtype} {packed.shape} (want int8 {expected}), bias {bias.shape} and "
+            f"weight_scale ({n},) do not fit x {x.shape}: pack the [N, K] int8 matrix with pack_int8_matrix"
+        )
+    if 0 in x.shape:
+        raise ValueError(f"x {x.shape} must not be empty")
+    if isa not in ("native", "avx2", "portable"):
+        raise ValueError(f"isa must be 'native', 'avx2' or 'portable', got {isa!r}")
+    body = functools.partial(custom_ops.matmul_int8, isa=isa)
+    return _run(f"matmul_int8_{isa}", body, x, packed, weight_scale, bias)[0]
+
+
 def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80, padding: int = 0) -> np.ndarray:
     """Whisper's log-mel spectrogram [n_mels, (len(audio) + padding) // 160]
     of 16 kHz mono audio, with `padding` zeros appended first."""

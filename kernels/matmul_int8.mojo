@@ -1,0 +1,279 @@
+# int8 GEMM for the encoder's linear layers (compute_type="int8").
+#
+# Op "matmul_int8": y [M, N] = x [M, K] @ W^T + bias, float32 in and out,
+# with W held as int8 values q_w and one float32 scale per output channel
+# (W[n, :] ~= w_scale[n] * q_w[n, :], see quantize_rows in graph/parameters.py).
+# Algorithm:
+#  1. Every row of x is quantized when the op runs (dynamic, symmetric):
+#     peak = max |x[m, :]|, q_x[m, k] = roundeven(x[m, k] * (127 / peak)) in
+#     [-127, 127], s_x[m] = peak / 127 (float32 arithmetic; 0 for a zero row).
+#  2. acc[m, n] = sum_k q_x[m, k] * q_w[n, k], exact in int32.
+#  3. y[m, n] = fma(float(acc[m, n]), s_x[m] * w_scale[n], bias[n]).
+# Layouts (row-major):
+#   x [M, K] float32; w_scale [N] float32; bias [N] float32, or [0] for none;
+#   w [P, K4 * 64] int8, the packed weights: K4 = ceil(K / 4), P panels of 16
+#     output channels, P = 4 * ceil(N / 64); panel p's group g (64 bytes) holds
+#     channel 16p + c's values for k = 4g .. 4g + 3 at bytes 4c .. 4c + 3,
+#     zero past N and K. ops.pack_int8_matrix writes it once, at load time.
+# The four bytes of a group sit in one 32-bit lane, as the instructions
+# below want them. Inner product per instruction set, picked at compile time
+# (the `isa` parameter "avx2" / "portable" forces a path, for tests):
+#  - AVX-512 VNNI: vpdpbusd (unsigned x signed bytes, 4 products summed into
+#    each 32-bit lane). x is stored shifted to unsigned, q_x + 128, so each
+#    sum carries an extra 128 * sum_k q_w[n, k], subtracted in step 3
+#    (precomputed per call from the packed weights, with vpdpbusd itself).
+#  - AVX2: vpmaddubsw (unsigned x signed bytes -> saturating s16 pair sums)
+#    then vpmaddwd with ones (s16 pairs -> s32). Saturation is avoided by
+#    moving q_x's sign onto the weights (vpsignb): |q_x| * (sign(q_x) q_w)
+#    pairs are at most 2 * 127 * 127 = 32258 < 32767.
+#  - portable (other CPUs): widen to int32, multiply, add.
+# All paths give the same int32 sums, hence bit-identical outputs.
+# Blocking: MR rows x NR vectors of int32 accumulators stay in registers
+# over all of K (AVX-512: 6 x 4 zmm = 24 of 32 registers; AVX2: 4 x 2 ymm =
+# 8 of 16, with the sign trick's temporaries). Work items of MB rows x NB
+# channels run in parallel; inside one, each NR-vector strip of packed
+# weights is reused by every MR-row tile.
+# Tested against a NumPy integer reference (exact int sums, then the same
+# float32 epilogue) in tests/test_matmul_int8.py, every path on every shape.
+import extensibility
+from extensibility import InputTensor, OutputTensor
+from max.gpu.host import DeviceContext
+from max.algorithm.backend.cpu.parallelize import parallelize
+from std.math import ceildiv
+from std.memory import Pointer, bitcast
+from std.memory.alloc import unsafe_alloc
+from std.sys.info import CompilationTarget, simd_width_of
+from std.sys.intrinsics import llvm_intrinsic
+from std.utils import StaticTuple
+
+comptime F32 = DType.float32
+comptime I32 = DType.int32
+comptime I8 = DType.int8
+comptime PANEL = 16  # output channels per packed panel
+comptime GROUP = 4 * PANEL  # bytes per panel and group of 4 k
+comptime FW = simd_width_of[F32]()
+comptime ROWS_PER_QUANT_ITEM = 64
+
+comptime VNNI = 0
+comptime AVX2 = 1
+comptime PORTABLE = 2
+
+
+def _path[isa: StaticString]() -> Int:
+    comptime if isa == "native" and CompilationTarget.has_avx512f() and CompilationTarget.has_vnni():
+        return VNNI
+    comptime if isa != "portable" and CompilationTarget.has_avx2():
+        return AVX2
+    return PORTABLE
+
+
+def _lanes[path: Int]() -> Int:
+    """int32 lanes per vector."""
+    comptime if path == VNNI:
+        return 16
+    comptime if path == AVX2:
+        return 8
+    return min(PANEL, simd_width_of[I32]())
+
+
+def _tile_rows[path: Int]() -> Int:
+    return 6 if path == VNNI else 4
+
+
+def _tile_vectors[path: Int]() -> Int:
+    return 4 if path == VNNI else PANEL // _lanes[path]()
+
+
+@always_inline
+def _dot4[
+    path: Int, L: Int
+](acc: SIMD[I32, L], a: SIMD[I8, 4 * L], a_abs: SIMD[I8, 4 * L], b: SIMD[I8, 4 * L]) -> SIMD[I32, L]:
+    """acc + per 32-bit lane, the sum of the 4 byte products of a and b
+    (a holds q_x + 128 as unsigned bytes on the VNNI path, q_x elsewhere;
+    a_abs = |q_x|, used by the AVX2 path only)."""
+    comptime if path == VNNI:
+        return llvm_intrinsic["llvm.x86.avx512.vpdpbusd.512", SIMD[I32, L]](acc, a, b)
+    elif path == AVX2:
+        var signed_b = llvm_intrinsic["llvm.x86.avx2.psign.b", SIMD[I8, 4 * L]](b, a)
+        var pairs = llvm_intrinsic["llvm.x86.avx2.pmadd.ub.sw", SIMD[DType.int16, 2 * L]](a_abs, signed_b)
+        return acc + llvm_intrinsic["llvm.x86.avx2.pmadd.wd", SIMD[I32, L]](pairs, SIMD[DType.int16, 2 * L](1))
+    else:
+        var products = a.cast[I32]() * b.cast[I32]()
+        var halves = products.deinterleave()
+        var pairs = (halves[0] + halves[1]).deinterleave()
+        return acc + rebind[SIMD[I32, L]](pairs[0] + pairs[1])
+
+
+@always_inline
+def _tile[
+    path: Int, L: Int, MR: Int, NR: Int
+](a: Pointer[Int32, _], w: Pointer[Int8, _], K4: Int) -> StaticTuple[SIMD[I32, L], MR * NR]:
+    """int32 sums of MR quantized rows (a: one 32-bit word per group of 4 k,
+    K4 words per row) with NR * L packed channels starting at w (a panel)."""
+    var acc = StaticTuple[SIMD[I32, L], MR * NR](SIMD[I32, L](0))
+    var panel_stride = K4 * GROUP
+    for g in range(K4):
+        var b = StaticTuple[SIMD[I8, 4 * L], NR](SIMD[I8, 4 * L](0))
+        comptime for j in range(NR):
+            comptime offset = ((j * L) % PANEL) * 4
+            b[j] = w.unsafe_load[width=4 * L](((j * L) // PANEL) * panel_stride + g * GROUP + offset)
+        comptime for r in range(MR):
+            var av = bitcast[I8, 4 * L](SIMD[I32, L](a.unsafe_load(r * K4 + g)))
+            var a_abs = abs(av) if path == AVX2 else av
+            comptime for j in range(NR):
+                acc[r * NR + j] = _dot4[path, L](acc[r * NR + j], av, a_abs, b[j])
+    return acc
+
+
+@always_inline
+def _store[
+    y_origin: MutOrigin, //, path: Int, L: Int, MR: Int, NR: Int
+](
+    acc: StaticTuple[SIMD[I32, L], MR * NR],
+    y: Pointer[Float32, y_origin],
+    x_scale: Pointer[Float32, _],
+    w_scale: Pointer[Float32, _],
+    bias: Pointer[Float32, _],
+    shift: Pointer[Int32, _],
+    has_bias: Bool,
+    m0: Int,
+    n0: Int,
+    M: Int,
+    N: Int,
+):
+    """Step 3 for one tile: rows past M and channels past N are dropped."""
+    comptime for r in range(MR):
+        var m = m0 + r
+        if m < M:
+            var sx = x_scale.unsafe_load(m)
+            comptime for j in range(NR):
+                var n = n0 + j * L
+                var sums = acc[r * NR + j]
+                comptime if path == VNNI:
+                    sums = sums - shift.unsafe_load[width=L](n)
+                if n + L <= N:
+                    var b = bias.unsafe_load[width=L](n) if has_bias else SIMD[F32, L](0)
+                    var s = w_scale.unsafe_load[width=L](n) * sx
+                    y.unsafe_store(m * N + n, sums.cast[F32]().fma(s, b))
+                elif n < N:
+                    for i in range(N - n):
+                        var b = bias.unsafe_load(n + i) if has_bias else Float32(0)
+                        var s = w_scale.unsafe_load(n + i) * sx
+                        y.unsafe_store(m * N + n + i, sums[i].cast[F32]().fma(s, b))
+
+
+@always_inline
+def _quantize_row[
+    w_origin: MutOrigin, s_origin: MutOrigin, //, path: Int
+](x: Pointer[Float32, _], K: Int, words: Pointer[Int32, w_origin], scale: Pointer[Float32, s_origin]):
+    """Step 1 for one row: K4 words of 4 bytes (q + 128 on the VNNI path)."""
+    var peak = SIMD[F32, FW](0)
+    var k = 0
+    while k + FW <= K:
+        peak = max(peak, abs(x.unsafe_load[width=FW](k)))
+        k += FW
+    var top = peak.reduce_max()
+    for t in range(k, K):
+        top = max(top, abs(x.unsafe_load(t)))
+    var inv = Float32(127) / top if top > 0 else Float32(0)
+    scale.unsafe_store(0, top / 127)
+    comptime shift = SIMD[DType.uint8, 16](128 if path == VNNI else 0)
+    k = 0
+    while k < K:
+        var v = SIMD[F32, 16](0)
+        if k + 16 <= K:
+            v = x.unsafe_load[width=16](k)
+        else:
+            for t in range(K - k):
+                v[t] = x.unsafe_load(k + t)
+        var scaled = llvm_intrinsic["llvm.roundeven", SIMD[F32, 16]](v * inv)
+        var q = bitcast[DType.uint8, 16](min(max(scaled, -127), 127).cast[I8]()) ^ shift
+        var packed = bitcast[I32, 4](q)
+        var n_words = min(4, ceildiv(K - k, 4))
+        if n_words == 4:
+            words.unsafe_store(k // 4, packed)
+        else:
+            for i in range(n_words):
+                words.unsafe_store(k // 4 + i, packed[i])
+        k += 16
+
+
+@extensibility.register("matmul_int8")
+struct MatmulInt8:
+    @staticmethod
+    def execute[
+        target: StaticString, isa: StaticString
+    ](
+        y: OutputTensor[dtype=F32, rank=2, ...],
+        x: InputTensor[dtype=F32, rank=2, ...],
+        w: InputTensor[dtype=I8, rank=2, ...],
+        w_scale: InputTensor[dtype=F32, rank=1, ...],
+        bias: InputTensor[dtype=F32, rank=1, ...],
+        ctx: DeviceContext,
+    ) raises:
+        comptime if target != "cpu":
+            raise Error("matmul_int8: no GPU path yet")
+        comptime if isa == "avx2" and not CompilationTarget.has_avx2():
+            raise Error("matmul_int8: the AVX2 path was requested on a CPU without AVX2")
+        comptime path = _path[isa]()
+        comptime L = _lanes[path]()
+        comptime MR = _tile_rows[path]()
+        comptime NR = _tile_vectors[path]()
+        comptime MB = 16 * MR  # rows per work item
+        comptime NB = 128  # channels per work item
+        var M = x.dim_size(0)
+        var K = x.dim_size(1)
+        var N = w_scale.dim_size(0)
+        var K4 = ceildiv(K, 4)
+        var P = w.dim_size(0)
+        if w.dim_size(1) != K4 * GROUP or P % 4 != 0 or P * PANEL < N:
+            raise Error("matmul_int8: packed weights [", P, ", ", w.dim_size(1), "] do not fit K=", K, ", N=", N)
+        var has_bias = bias.dim_size(0) > 0
+        if has_bias and bias.dim_size(0) != N:
+            raise Error("matmul_int8: ", bias.dim_size(0), " biases for ", N, " channels")
+        if M == 0 or N == 0:
+            return
+        var xp = x.unsafe_ptr()
+        var wp = w.unsafe_ptr()
+        var sp = w_scale.unsafe_ptr()
+        var bp = bias.unsafe_ptr()
+        var yp = y.unsafe_ptr()
+
+        var rows = ceildiv(M, MR) * MR  # padded to whole tiles with zero rows
+        var words = unsafe_alloc[Int32](rows * K4)
+        var x_scale = unsafe_alloc[Float32](rows)
+        var zero_word = Int32(-2139062144) if path == VNNI else Int32(0)  # bytes 0x80 = q 0 shifted
+        for i in range(M * K4, rows * K4):
+            words.unsafe_store(i, zero_word)
+
+        def quantize(item: Int) {xp, words, x_scale, M, K, K4}:
+            for m in range(item * ROWS_PER_QUANT_ITEM, min(M, (item + 1) * ROWS_PER_QUANT_ITEM)):
+                _quantize_row[path](xp.unsafe_offset(m * K), K, words.unsafe_offset(m * K4), x_scale.unsafe_offset(m))
+
+        parallelize(quantize, ceildiv(M, ROWS_PER_QUANT_ITEM))
+
+        # VNNI: 128 * sum_k q_w[n, k] per channel, summed by vpdpbusd with ones.
+        var shift = unsafe_alloc[Int32](P * PANEL if path == VNNI else 0)
+        comptime if path == VNNI:
+            var ones = SIMD[I8, 4 * L](1)
+            for p in range(P):
+                var sums = SIMD[I32, L](0)
+                for g in range(K4):
+                    sums = _dot4[path, L](sums, ones, ones, wp.unsafe_load[width=4 * L](p * K4 * GROUP + g * GROUP))
+                shift.unsafe_store(p * PANEL, sums * 128)
+
+        var n_blocks = ceildiv(N, NB)
+
+        def block(item: Int) {words, x_scale, wp, sp, bp, yp, shift, has_bias, M, N, K4, n_blocks}:
+            var m_start = (item // n_blocks) * MB
+            var n_start = (item % n_blocks) * NB
+            for n0 in range(n_start, min(N, n_start + NB), NR * L):
+                var strip = wp.unsafe_offset((n0 // PANEL) * K4 * GROUP)
+                for m0 in range(m_start, min(M, m_start + MB), MR):
+                    var acc = _tile[path, L, MR, NR](words.unsafe_offset(m0 * K4), strip, K4)
+                    _store[path, L, MR, NR](acc, yp, x_scale, sp, bp, shift, has_bias, m0, n0, M, N)
+
+        parallelize(block, ceildiv(M, MB) * n_blocks)
+        words.unsafe_free()
+        x_scale.unsafe_free()
+        shift.unsafe_free()

@@ -1,0 +1,128 @@
+"""kernels/matmul_int8.mojo against a NumPy integer reference: every inner
+product path (the native one, AVX2's vpmaddubsw/vpmaddwd, portable) on
+awkward shapes."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import reference
+from maxwhisper_kernels import ops
+from maxwhisper_kernels.graph.parameters import quantize_rows
+from strategies import arrays
+
+PATHS = ["native", "avx2", "portable"]
+
+
+@st.composite
+def gemm_inputs(draw):
+    m = draw(st.sampled_from([1, 7, 1500]) | st.integers(1, 40))
+    k = draw(st.sampled_from([384, 1536, 1, 3, 5, 63, 65]) | st.integers(1, 700))
+    n = draw(st.sampled_from([1, 5, 17, 63, 65, 129, 384]) | st.integers(1, 300))
+    x = draw(arrays((m, k), 1e-3, 100))
+    values = draw(arrays((n, k), 1, 127)).round().clip(-127, 127).astype(np.int8)
+    weight_scale = np.abs(draw(arrays((n,), 1e-4, 1e-1))) + np.float32(1e-6)
+    bias = draw(st.none() | arrays((n,), 1e-2, 1))
+    return x, values, weight_scale, bias
+
+
+@pytest.mark.parametrize("isa", PATHS)
+@given(inputs=gemm_inputs())
+def test_matches_integer_reference(isa, inputs):
+    x, values, weight_scale, bias = inputs
+    got = ops.matmul_int8(x, ops.pack_int8_matrix(values), weight_scale, bias, isa=isa)
+    expected = reference.matmul_int8(x, values, weight_scale, bias)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    # Same integer sums and the same float32 epilogue: equal up to the last
+    # bit of the int -> float conversion and fma (a few ulps at most).
+    np.testing.assert_allclose(got, expected, rtol=2e-6, atol=1e-30)
+
+
+@pytest.mark.parametrize("isa", PATHS)
+def test_integer_sums_are_exact(isa):
+    """Integer inputs whose row peak is 127 quantize to themselves (scale 1),
+    so with unit weight scales the output is the int32 sum itself, exact in
+    float32 below 2^24: extremes -127/127 everywhere test the AVX2 path's
+    saturation guard and the VNNI path's +128 shift."""
+    rng = np.random.default_rng(3)
+    m, k, n = 13, 1000, 70
+    x = rng.integers(-127, 128, (m, k)).astype(np.float32)
+    x[:, 0] = 127
+    x[0] = 127
+    x[1] = -127
+    x[1, 0] = 127
+    values = rng.integers(-127, 128, (n, k)).astype(np.int8)
+    values[0] = 127
+    values[1] = -127
+    got = ops.matmul_int8(x, ops.pack_int8_matrix(values), np.ones(n, np.float32), isa=isa)
+    exact = x.astype(np.int64) @ values.astype(np.int64).T
+    assert np.abs(exact).max() < 2**24
+    np.testing.assert_array_equal(got, exact.astype(np.float32))
+
+
+def test_paths_agree_bit_for_bit():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((37, 389)).astype(np.float32)
+    values = rng.integers(-127, 128, (131, 389)).astype(np.int8)
+    scale = rng.uniform(1e-3, 1e-2, 131).astype(np.float32)
+    bias = rng.standard_normal(131).astype(np.float32)
+    packed = ops.pack_int8_matrix(values)
+    outs = [ops.matmul_int8(x, packed, scale, bias, isa=isa) for isa in PATHS]
+    for out in outs[1:]:
+        np.testing.assert_array_equal(out, outs[0])
+
+
+def test_close_to_float_product():
+    """Quantizing weights (per channel) and activations (per row) to int8
+    stays within the bound of the two rounding errors of the float product."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((64, 384)).astype(np.float32)
+    w = (rng.standard_normal((1152, 384)) * 0.05).astype(np.float32)
+    values, scale = quantize_rows(w)
+    got = ops.matmul_int8(x, ops.pack_int8_matrix(values), scale)
+    exact = x.astype(np.float64) @ w.astype(np.float64).T
+    # x' w' - x w = (x' - x) w' + x (w' - w), each rounding at most half a step.
+    x_step = np.abs(x).max(axis=1, keepdims=True) / 127
+    w_sum = (np.abs(w).sum(axis=1) + 0.5 * 384 * scale)[None, :]
+    bound = 0.5 * x_step * w_sum + 0.5 * np.abs(x).sum(axis=1, keepdims=True) * scale[None, :]
+    assert np.all(np.abs(got - exact) <= bound * 1.01 + 1e-6)
+    # and it is far below the bound in practice (errors average out)
+    assert np.abs(got - exact).max() < 0.05 * np.abs(exact).max()
+
+
+def test_zero_rows_give_the_bias():
+    x = np.zeros((3, 8), np.float32)
+    bias = np.arange(5, dtype=np.float32)
+    got = ops.matmul_int8(x, ops.pack_int8_matrix(np.ones((5, 8), np.int8)), np.ones(5, np.float32), bias)
+    np.testing.assert_array_equal(got, np.tile(bias, (3, 1)))
+
+
+def test_pack_layout():
+    values = np.arange(-60, 60, dtype=np.int8).reshape(20, 6)
+    packed = ops.pack_int8_matrix(values)
+    assert packed.shape == (4, 2 * 64)
+    # channel 17 = panel 1, c = 1; k = 5 -> group 1, byte 1
+    assert packed[1, 64 * 1 + 4 * 1 + 1] == values[17, 5]
+    assert packed[0, 4 * 3 + 2] == values[3, 2]
+    assert packed[1, 64 + 4 * 1 + 2] == 0  # k = 6 pads K
+    assert not packed[2:].any()  # channels 20 .. 63 pad N
+
+
+@pytest.mark.parametrize(
+    "x, packed, scale, match",
+    [
+        (np.ones((2, 8), np.float32), np.ones((4, 64), np.int8), np.ones(3, np.float32), "do not fit"),
+        (np.ones((2, 8), np.float32), np.ones((4, 128), np.int16), np.ones(3, np.float32), "do not fit"),
+        (np.ones(8, np.float32), np.ones((4, 128), np.int8), np.ones(3, np.float32), "dimensions"),
+        (np.ones((2, 8), np.int32), np.ones((4, 128), np.int8), np.ones(3, np.float32), "floating-point"),
+    ],
+)
+def test_bad_input_raises(x, packed, scale, match):
+    with pytest.raises(ValueError, match=match):
+        ops.matmul_int8(x, packed, scale)
+
+
+def test_pack_rejects_float_weights():
+    with pytest.raises(ValueError, match="int8"):
+        ops.pack_int8_matrix(np.ones((3, 4), np.float32))
