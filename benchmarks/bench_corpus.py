@@ -113,6 +113,31 @@ def tiny_clips(folder: Path, count: int) -> list[Path]:
     return paths
 
 
+def measure_overhead(tiny: list[Path], repeats: int) -> dict:
+    """Ray's cost per file: runs over 1 and over all the near-empty clips, alternated, on
+    one local runtime started here (its start-up would swamp the difference). Per pair,
+    the extra wall time of the longer run, less its extra transcription time, over its
+    extra files."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    runs: dict[str, list] = {"one": [], "many": [], "per_file": [], "transcribe": []}
+    try:
+        for _ in range(repeats):
+            one, many = run_corpus(tiny[:1], 1, None), run_corpus(tiny, 1, None)
+            extra_wall = many["wall_s"] - one["wall_s"]
+            extra_transcription = many["transcribe_s"] - one["transcribe_s"]
+            runs["one"].append(one["wall_s"])
+            runs["many"].append(many["wall_s"])
+            runs["per_file"].append((extra_wall - extra_transcription) / (len(tiny) - 1))
+            runs["transcribe"].append(many["transcribe_s"] / len(tiny))
+            print(f"tiny: 1 file {one['wall_s']:.1f} s, {len(tiny)} files {many['wall_s']:.1f} s",
+                  flush=True)
+    finally:
+        ray.shutdown()
+    return runs
+
+
 def audio_seconds(files: list[Path]) -> float:
     from maxwhisper_kernels.audio import SAMPLE_RATE, load_audio
 
@@ -143,7 +168,6 @@ def main() -> None:
         return
 
     header = provenance.header()
-    load_before = os.getloadavg()[0]
     files = dev_clips(args.clips)
     seconds = audio_seconds(files)
     walls: dict[str, list[float]] = {name: [] for name in CONFIGS}
@@ -153,7 +177,6 @@ def main() -> None:
     reference = None
     with tempfile.TemporaryDirectory() as folder:
         tiny = tiny_clips(Path(folder), args.tiny)
-        overhead = {"one": [], "many": [], "transcribe_many": []}
         for round_ in range(args.repeats):
             # Round-robin: a burst of load from other sessions hits every setting alike.
             for name, (kind, count, nodes) in CONFIGS.items():
@@ -170,19 +193,13 @@ def main() -> None:
                 reference = reference or texts
                 same = same and texts == reference
                 print(f"round {round_ + 1} {name}: {result['wall_s']:.1f} s", flush=True)
-            one = run_corpus(tiny[:1], 1, None)
-            many = run_corpus(tiny, 1, None)
-            overhead["one"].append(one["wall_s"])
-            overhead["many"].append(many["wall_s"])
-            overhead["transcribe_many"].append(many["transcribe_s"])
-            print(f"round {round_ + 1} tiny: 1 file {one['wall_s']:.1f} s, "
-                  f"{len(tiny)} files {many['wall_s']:.1f} s", flush=True)
+        overhead = measure_overhead(tiny, args.repeats)
     load_after = os.getloadavg()[0]
-    write_report(args, header, load_before, load_after, files, seconds, walls, shares, overhead, same,
+    write_report(args, header, load_after, files, seconds, walls, shares, overhead, same,
                  loads)
 
 
-def write_report(args, header, load_before, load_after, files, seconds, walls, shares,
+def write_report(args, header, load_after, files, seconds, walls, shares,
                  overhead, same, loads) -> None:
     median = {name: statistics.median(values) for name, values in walls.items()}
     baseline = median["loop, 2 MAX threads (default)"]
@@ -190,8 +207,7 @@ def write_report(args, header, load_before, load_after, files, seconds, walls, s
         "# Corpus transcription on Ray Data vs a plain loop",
         "",
         f"`.venv/bin/python benchmarks/bench_corpus.py --clips {args.clips} --repeats "
-        f"{args.repeats} --tiny {args.tiny}`. {header}; {load_after:.1f} at the end "
-        f"(before the runs: {load_before:.1f}). The machine's 2 cores are shared with other "
+        f"{args.repeats} --tiny {args.tiny}`. {header}; {load_after:.1f} at the end. The machine's 2 cores are shared with other "
         "sessions' builds and tests, so the absolute figures are noisy: read the ratios, "
         f"medians of {args.repeats} round-robin rounds.",
         "",
@@ -202,17 +218,17 @@ def write_report(args, header, load_before, load_after, files, seconds, walls, s
         "runtime (or connecting to the already-started Cluster), starting the actors and "
         "loading one model in each, transcribing, writing Parquet, stopping the runtime.",
         "",
-        "| setting | wall (s) | audio h per h | vs loop, 2 threads | transcription per actor (s) |",
-        "|---|---:|---:|---:|---:|",
+        "| setting | wall (s) | audio h per h | vs loop, 2 threads | transcription per actor (s) "
+        "| every run's wall (s) |",
+        "|---|---:|---:|---:|---:|---|",
     ]
     for name, wall in median.items():
         lines.append(
             f"| {name} | {wall:.1f} | {seconds / wall:.1f} | {baseline / wall:.2f}x | "
-            f"{statistics.median(shares[name]):.1f} |"
+            f"{statistics.median(shares[name]):.1f} | "
+            f"{', '.join(f'{w:.0f}' for w in walls[name])} |"
         )
-    one, many = statistics.median(overhead["one"]), statistics.median(overhead["many"])
-    per_file = (many - one) / (args.tiny - 1)
-    tiny_transcribe = statistics.median(overhead["transcribe_many"]) / args.tiny
+    median_of = {key: statistics.median(values) for key, values in overhead.items()}
     lines += [
         "",
         f"Every Ray run's texts equal the loop's: {'yes' if same else 'NO'}.",
@@ -223,11 +239,16 @@ def write_report(args, header, load_before, load_after, files, seconds, walls, s
         f"process loads the model (compiled graphs cached) in {statistics.median(loads):.1f} s "
         "(median), outside its wall time.",
         "",
-        f"Per-file cost, 1 actor, near-empty 0.5-s clips: 1 file {one:.1f} s, {args.tiny} files "
-        f"{many:.1f} s end to end, so {per_file:.2f} s per extra file, of which "
-        f"{tiny_transcribe:.2f} s is the actor's transcription (one 30-s encoder window and a "
-        f"few decoder steps) and {per_file - tiny_transcribe:.2f} s is Ray's (decode task, "
-        f"scheduling, moving the block, Parquet). The fixed cost of a run is about {one:.0f} s.",
+        f"Ray's cost per file: 1 actor on one local runtime kept up for these runs, 1 near-empty "
+        f"0.5-s clip against {args.tiny} ({args.repeats} pairs): end to end "
+        f"{median_of['one']:.1f} s against {median_of['many']:.1f} s (medians). Per extra file "
+        f"{median_of['per_file']:.2f} s beyond the actor's transcription (median of the pairs; "
+        f"each pair: {', '.join(f'{v:.2f}' for v in overhead['per_file'])} s): the decode task, "
+        "scheduling, moving the block to the actor and writing the row. The transcription of "
+        f"one such clip (one 30-s encoder window, a few decoder steps) took "
+        f"{median_of['transcribe']:.2f} s. The rest of a 1-file run, about "
+        f"{median_of['one']:.0f} s here, is fixed: starting the actor and loading its model, "
+        "planning the dataset, the Parquet write.",
         "",
     ]
     RESULT.write_text("\n".join(lines))

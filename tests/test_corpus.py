@@ -144,7 +144,7 @@ def _watch_max_threads(stop: threading.Event, seen: dict):
         time.sleep(0.2)
 
 
-def test_gpu_run_without_a_gpu_fails_before_ray(corpus, tmp_path, capsys):
+def test_unavailable_device_fails_before_ray(corpus, tmp_path, capsys):
     from maxwhisper_kernels.model import DeviceUnavailableError
 
     with pytest.raises(DeviceUnavailableError, match="no GPU on this machine"):
@@ -152,6 +152,9 @@ def test_gpu_run_without_a_gpu_fails_before_ray(corpus, tmp_path, capsys):
     assert not ray.is_initialized() and not (tmp_path / "gpu").exists()
     assert corpus_main([str(corpus), "--output", str(tmp_path / "gpu"), "--device", "gpu"]) == 2
     assert "no GPU on this machine" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="threads_per_worker=.*the cores here"):
+        transcribe_corpus([corpus], tmp_path / "cpu", threads_per_worker=len(os.sched_getaffinity(0)) + 1)
+    assert not ray.is_initialized()
 
 
 def _kill_first_actor(stop: threading.Event, killed: list):

@@ -140,7 +140,7 @@ def transcribe_corpus(
     import ray
 
     started = time.perf_counter()
-    _check_local_device(device, address)
+    _check_local_device(device, address, threads_per_worker)
     output = os.path.abspath(os.fspath(output))
     os.makedirs(output, exist_ok=True)
     unknown = set(formats) - {"parquet", "jsonl", *SUBTITLE_FORMATS}
@@ -175,11 +175,15 @@ def transcribe_corpus(
     return summary
 
 
-def _check_local_device(device: str, address: str | None) -> None:
-    """Fails before Ray starts when the device cannot be had: an unknown name, or a
-    GPU run without a cluster on a machine where MAX finds no GPU."""
+def _check_local_device(device: str, address: str | None, threads: int) -> None:
+    """Fails before Ray starts when the device cannot be had: an unknown name, more
+    MAX threads per actor than this machine's cores (local runs), or a GPU run
+    without a cluster on a machine where MAX finds no GPU."""
     if device not in ("cpu", "gpu"):
         raise ValueError(f"device {device!r}: expected 'cpu' or 'gpu'")
+    cores = len(os.sched_getaffinity(0))
+    if address is None and not 1 <= threads <= cores:
+        raise ValueError(f"threads_per_worker={threads}: expected 1 to {cores}, the cores here")
     if device == "gpu" and address is None:
         from max.driver import accelerator_count
 
