@@ -81,8 +81,10 @@ def timestamp_grammar(
         time_before = is_time[:, -2] if n > 1 else np.ones(len(rows), dtype=bool)
         closed_segment = ends_on_time & ~time_before  # next: <|t'|> opening one, or the end
         opened_segment = ends_on_time & time_before  # next: text
-        logits[closed_segment, :eot] = NEVER
-        logits[opened_segment, first_timestamp:] = NEVER
+        if closed_segment.any():
+            logits[closed_segment, :eot] = NEVER
+        if opened_segment.any():
+            logits[opened_segment, first_timestamp:] = NEVER
 
         # Time never runs backwards, and a segment lasts at least one step (else the model
         # could loop on empty segments). Right after a closing timestamp the next segment may
@@ -90,8 +92,9 @@ def timestamp_grammar(
         latest = written[rows, last_true(is_time)]
         lowest_allowed = np.where(closed_segment, latest, latest + 1)
         lowest_allowed = np.where(is_time.any(axis=1), lowest_allowed, first_timestamp)
-        times = np.arange(first_timestamp, logits.shape[1])
-        logits[:, first_timestamp:][times[None, :] < lowest_allowed[:, None]] = NEVER
+        # a slice per row: a batch holds a few rows (beams), and a [rows, 1501] mask costs more
+        for row, lowest in enumerate(lowest_allowed.tolist()):
+            logits[row, first_timestamp:lowest] = NEVER
 
     # The probability of "some timestamp" is spread over 1501 tokens; when their sum beats the
     # best text token, a timestamp it is. Compared as logits: the softmax normaliser is the same
