@@ -4,7 +4,7 @@ The worker runs rounds. Between two rounds it admits every request that arrived 
 (start_transcriptions: log-mel, language), drops the requests whose client went away, and then
 decodes the current 30 s window of up to max_batch requests with decode_next_windows, which
 batches the windows that share settings, language and prompt length. The requests in the engine
-take turns (round robin): the ones just decoded go to the back, new arrivals to the front, so a
+take turns (round robin): the ones just decoded go to the back, behind the new arrivals, so a
 long request gets one window per turn and never holds a short one behind it. Each request keeps
 its own seek and tokens, so with the default deterministic decoding it gets the transcript it
 would get alone.
@@ -137,8 +137,9 @@ class Scheduler:
         admitted: list[Job] = []
         for jobs in groups.values():
             admitted += self._start(jobs)
-        # new arrivals go first: each gets its first window in the coming round
-        self._active.extendleft(reversed(admitted))
+        # new arrivals queue behind the requests already taking turns; ahead of them, a
+        # client that sends its next file as soon as one is answered would starve the others
+        self._active.extend(admitted)
         self.metrics.set_active(len(self._active))
         return True
 
