@@ -150,8 +150,12 @@ class Whisper:
         self.session = session or InferenceSession(devices=[CPU()])
         self.load_seconds: dict[str, float] = {}
         self.compiled_now: list[str] = []  # graphs this load had to compile
+        int8 = compute_type == "int8"
         self.encoder = self._load(
-            "encoder", lambda: build_encoder(self.dims, device), "", encoder_parameters(checkpoint)
+            "encoder",
+            lambda: build_encoder(self.dims, device, int8),
+            "int8" if int8 else "",
+            encoder_parameters(checkpoint, int8),
         )
         self.matrix_dtype = decoder_matrix_dtype(checkpoint, compute_type)
         self._decoder_parameters = decoder_parameters(checkpoint, self.matrix_dtype.to_numpy())
@@ -273,7 +277,8 @@ def load_model(
     compiled graphs in its cache, so later processes start in seconds).
     num_threads limits MAX's CPU worker threads (default: all cores);
     compute_type sets the decoder's weight matrices (decoder_matrix_dtype);
-    the encoder always computes in float32."""
+    the encoder computes in float32, except with "int8": then its linear
+    layers are int8 GEMMs (weights per channel, activations per row)."""
     if device in ("gpu", "cuda"):
         # Only layernorm has a GPU branch yet (compile-checked, never run),
         # so no GPU graph is built; say so whether or not a GPU is present.
