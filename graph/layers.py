@@ -6,6 +6,11 @@ from max.dtype import DType
 from max.graph import DeviceRef, TensorValue, Weight, ops
 
 from maxwhisper_kernels import custom_ops
+from maxwhisper_kernels.ops import packed_int8_shape
+
+# Weights.matrix_dtype of the int8 encoder: linear layers are the int8 GEMM
+# (kernels/matmul_int8.mojo) on packed int8 weights with a scale per channel.
+PACKED_INT8 = "packed_int8"
 
 
 class Weights:
@@ -17,9 +22,10 @@ class Weights:
     A dtype: linear layers are the project's row-streaming `linear` op with
     weights stored [d_out, d_in] in that dtype (the decoder's few-row,
     bandwidth-bound matmuls); int8 matrices come with a float32 scale per
-    row, `<name>.weight_scale`."""
+    row, `<name>.weight_scale`. PACKED_INT8: the encoder's matmuls in int8,
+    weights packed for the int8 GEMM, with scales as for the decoder."""
 
-    def __init__(self, device: DeviceRef, matrix_dtype: DType | None = None):
+    def __init__(self, device: DeviceRef, matrix_dtype: DType | str | None = None):
         self.device = device
         self.matrix_dtype = matrix_dtype
 
@@ -32,6 +38,10 @@ def linear(x: TensorValue, w: Weights, name: str, d_in: int, d_out: int, bias: b
     if w.matrix_dtype is None:
         y = x @ w(f"{name}.weight", d_in, d_out)
         return y + w(f"{name}.bias", d_out) if bias else y
+    if w.matrix_dtype == PACKED_INT8:
+        packed = w(f"{name}.weight", *packed_int8_shape(d_out, d_in), dtype=DType.int8)
+        b = w(f"{name}.bias", d_out) if bias else None
+        return custom_ops.matmul_int8(x, packed, w(f"{name}.weight_scale", d_out), b)
     weight = w(f"{name}.weight", d_out, d_in, dtype=w.matrix_dtype)
     b = w(f"{name}.bias", d_out) if bias else None
     return custom_ops.linear(x, weight, b, row_scale(w, name, d_out))

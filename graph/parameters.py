@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from maxwhisper_kernels.ops import pack_int8_matrix
 from maxwhisper_kernels.weights import Checkpoint
+
+from .layers import PACKED_INT8
 
 
 def _fused(t: dict[str, np.ndarray], prefix: str, parts: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -21,13 +24,18 @@ def _fused(t: dict[str, np.ndarray], prefix: str, parts: tuple[str, ...]) -> dic
 
 def _put(out: dict[str, np.ndarray], name: str, tensors: dict[str, np.ndarray], matrix_dtype=None) -> None:
     """Stores tensors under name; matrix_dtype None means encoder layout
-    (matrices transposed, float32), else decoder layout in that dtype
-    (int8: symmetric per row, with the row scales as `weight_scale`)."""
+    (matrices transposed, float32), PACKED_INT8 the int8 encoder's (rows
+    quantized as for int8, then packed for the int8 GEMM), else decoder
+    layout in that dtype (int8: symmetric per row, with the row scales as
+    `weight_scale`)."""
     for key, value in tensors.items():
         dtype = np.float32
         if key == "weight" and value.ndim == 2:
             if matrix_dtype is None:
                 value = value.T
+            elif matrix_dtype == PACKED_INT8:
+                values, out[f"{name}.weight_scale"] = quantize_rows(value)
+                value, dtype = pack_int8_matrix(values), np.int8
             elif matrix_dtype == np.int8:
                 value, out[f"{name}.weight_scale"] = quantize_rows(value)
                 dtype = np.int8
@@ -55,25 +63,28 @@ def _norm(t: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
 
 def _block_common(out, t, block: str, matrix_dtype=None) -> None:
     _put(out, f"{block}.attn.qkv", _fused(t, f"{block}.attn", ("query", "key", "value")), matrix_dtype)
-    _put(out, f"{block}.attn.out", _linear(t, f"{block}.attn.out"), matrix_dtype)
+    out_dtype = None if matrix_dtype == PACKED_INT8 else matrix_dtype  # see graph/encoder.py
+    _put(out, f"{block}.attn.out", _linear(t, f"{block}.attn.out"), out_dtype)
     for norm in ("attn_ln", "mlp_ln"):
         _put(out, f"{block}.{norm}", _norm(t, f"{block}.{norm}"))
     for layer in ("mlp.0", "mlp.2"):
         _put(out, f"{block}.{layer}", _linear(t, f"{block}.{layer}"), matrix_dtype)
 
 
-def encoder_parameters(ckpt: Checkpoint) -> dict[str, np.ndarray]:
+def encoder_parameters(ckpt: Checkpoint, int8: bool = False) -> dict[str, np.ndarray]:
+    """int8: the linear layers' matrices for build_encoder(int8=True)."""
     t, dims, out = ckpt.tensors, ckpt.dims, {}
+    matrix_dtype = PACKED_INT8 if int8 else None
     for conv in ("conv1", "conv2"):
         weight = t[f"encoder.{conv}.weight"]  # [out, in, 3]
         _put(out, f"encoder.{conv}", {"weight": weight.transpose(2, 1, 0)[None], "bias": t[f"encoder.{conv}.bias"]})
     _put(out, "encoder", {"positional_embedding": t["encoder.positional_embedding"]})
     for i in range(dims.n_audio_layer):
-        _block_common(out, t, f"encoder.blocks.{i}")
+        _block_common(out, t, f"encoder.blocks.{i}", matrix_dtype)
     _put(out, "encoder.ln_post", _norm(t, "encoder.ln_post"))
     for i in range(dims.n_text_layer):
         block = f"decoder.blocks.{i}.cross_attn"
-        _put(out, f"{block}.kv", _fused(t, block, ("key", "value")))
+        _put(out, f"{block}.kv", _fused(t, block, ("key", "value")), matrix_dtype)
     return out
 
 

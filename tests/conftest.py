@@ -45,7 +45,7 @@ def tiny_en():
 
 @pytest.fixture(scope="session")
 def tiny_en_int8():
-    """tiny.en with its decoder matrices quantized to int8 per row."""
+    """tiny.en in compute_type="int8": int8 encoder GEMMs, decoder matrices int8 per row."""
     from maxwhisper_kernels.model import load_model
 
     return load_model("tiny.en", compute_type="int8")

@@ -130,10 +130,27 @@ def test_quantize_rows_keeps_every_value_within_half_a_step():
     assert (values[4] == 0).all()
 
 
-def test_int8_decoder_stays_near_the_reference(tiny_en_int8, jfk_mel, reference_audio):
+@pytest.fixture(scope="module")
+def encoded_int8(tiny_en_int8, jfk_mel):
+    return tiny_en_int8.encode(jfk_mel[None])
+
+
+def test_int8_encoder_stays_near_the_reference(encoded_int8, reference_audio):
+    """The int8 encoder (int8 GEMMs in every linear layer but the attention
+    output projection) against the float64 reference: 2.7 % relative error
+    in the NumPy simulation of the same quantization, every frame's feature
+    vector pointing the same way (cosine 0.997 at worst on jfk)."""
+    got = encoded_int8.encoded.to_numpy()[0].astype(np.float64)
+    assert np.linalg.norm(got - reference_audio) / np.linalg.norm(reference_audio) < 0.04
+    cosine = (got * reference_audio).sum(-1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(reference_audio, axis=-1)
+    assert cosine.min() > 0.99
+    assert np.abs(got - reference_audio).max() < 1.0  # outputs reach ~12
+
+
+def test_int8_model_stays_near_the_reference(tiny_en_int8, encoded_int8, reference_audio):
     assert tiny_en_int8.matrix_dtype == DType.int8
     tokens = [SOT, NO_TIMESTAMPS, 400, 370, 616, 7174, 5334]
-    encoded = tiny_en_int8.encode(jfk_mel[None])  # the encoder stays float32
+    encoded = encoded_int8
     logits = tiny_en_int8.new_inference(encoded).logits(np.array([tokens]))[0]
     expected = reference.decoder_logits(load_checkpoint(tiny_en_int8.checkpoint.source), tokens, reference_audio)
     # the same next token everywhere, and nearly the same distribution over all of them

@@ -29,6 +29,13 @@ def test_jfk_transcribes_to_the_reference(tiny_en, jfk_audio, beam_size):
     assert all(a["end"] <= b["start"] for a, b in zip(segments, segments[1:]))
 
 
+@pytest.mark.parametrize("beam_size", [None, 5])
+def test_int8_model_transcribes_jfk(tiny_en_int8, jfk_audio, beam_size):
+    """compute_type="int8" (int8 encoder GEMMs and decoder matrices): the same words."""
+    result = tiny_en_int8.transcribe(jfk_audio, beam_size=beam_size)
+    assert normalize_text(result["text"]) == normalize_text(JFK_TEXT)
+
+
 def test_path_and_array_give_the_same_result(tiny_en, jfk_audio):
     from_path = tiny_en.transcribe(str(SHARED_AUDIO / "jfk.flac"))
     from_array = tiny_en.transcribe(jfk_audio)

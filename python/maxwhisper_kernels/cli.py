@@ -231,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="default",
         choices=COMPUTE_TYPES,
         help="storage of the decoder's weight matrices: default is float16 when the checkpoint "
-        "is stored in float16 (exact), else float32; int8 is faster and not bit-exact",
+        "is stored in float16 (exact), else float32; int8 (decoder matrices and encoder matmuls "
+        "in int8) is faster and not bit-exact",
     )
     add(
         "--batch_size",

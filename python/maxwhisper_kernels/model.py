@@ -162,8 +162,12 @@ class Whisper:
         self.session = session or InferenceSession(devices=[CPU()] if self.device.is_host else [CPU(), self.device])
         self.load_seconds: dict[str, float] = {}
         self.compiled_now: list[str] = []  # graphs this load had to compile
+        int8 = compute_type == "int8"
         self.encoder = self._load(
-            "encoder", lambda: build_encoder(self.dims, device), "", encoder_parameters(checkpoint)
+            "encoder",
+            lambda: build_encoder(self.dims, device, int8),
+            "int8" if int8 else "",
+            encoder_parameters(checkpoint, int8),
         )
         self.matrix_dtype = decoder_matrix_dtype(checkpoint, compute_type)
         self._decoder_parameters = decoder_parameters(checkpoint, self.matrix_dtype.to_numpy())
@@ -287,12 +291,19 @@ def load_model(
     num_threads sets MAX's CPU worker threads (default: one per core; see
     cpu_device for when it can take effect);
     compute_type sets the decoder's weight matrices (decoder_matrix_dtype);
-    the encoder always computes in float32."""
+    the encoder computes in float32, except with "int8": then its linear
+    layers are int8 GEMMs (weights per channel, activations per row)."""
     check_compute_type(compute_type)
     if device in ("gpu", "cuda"):
+        if compute_type == "int8":
+            # the int8 encoder GEMM (matmul_int8) is a CPU kernel; the GPU's float matmuls are
+            # MAX's own
+            raise ValueError("compute_type='int8' runs on the CPU only; on a GPU use the default")
         accelerator = gpu_device(device)
         checkpoint = load_checkpoint(name_or_path)
-        session = InferenceSession(devices=[CPU(), accelerator], num_threads=num_threads)
+        # num_threads is not passed: MAX 26.7 aborts on it (see cpu_device); the host side of
+        # a GPU run does little.
+        session = InferenceSession(devices=[CPU(), accelerator])
         return Whisper(checkpoint, session, compute_type, accelerator)
     if device != "cpu":
         raise ValueError(f"device {device!r} is not supported: use 'cpu', 'gpu' or 'cuda'")

@@ -284,6 +284,11 @@ PACK_PANEL = 16  # output channels per panel of the packed int8 layout
 PACK_CHANNELS = 64  # channels are padded to a multiple of the widest tile
 
 
+def packed_int8_shape(n: int, k: int) -> tuple[int, int]:
+    """Shape of pack_int8_matrix's result for an [n, k] matrix."""
+    return 4 * -(-n // PACK_CHANNELS), 4 * -(-k // 4) * PACK_PANEL
+
+
 def pack_int8_matrix(values: np.ndarray) -> np.ndarray:
     """int8 weights [N, K] in the layout kernels/matmul_int8.mojo reads:
     [P, ceil(K / 4) * 64] with P = 4 * ceil(N / 64) panels of 16 channels;
@@ -317,8 +322,7 @@ def matmul_int8(
     n = weight_scale.shape[0]
     bias = np.zeros(0, np.float32) if bias is None else _float32("bias", bias, 1)
     packed = np.asarray(packed)
-    k4 = -(-x.shape[1] // 4)
-    expected = (4 * (-(-n // PACK_CHANNELS)), 4 * k4 * PACK_PANEL)
+    expected = packed_int8_shape(n, x.shape[1])
     if packed.dtype != np.int8 or packed.shape != expected or bias.shape not in ((0,), (n,)):
         raise ValueError(
             f"packed weights {packed.dtype} {packed.shape} (want int8 {expected}), bias {bias.shape} and "
