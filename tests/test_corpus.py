@@ -132,7 +132,7 @@ def _max_threads(pid: int) -> int:
 
 
 def _watch_max_threads(stop: threading.Event, seen: dict):
-    """Records each actor's MAX worker count once its model is loaded."""
+    """Records each actor's MAX worker count as last seen (its model loaded, transcribing)."""
     while not stop.is_set():
         for pid in _actor_pids():
             try:
@@ -140,7 +140,9 @@ def _watch_max_threads(stop: threading.Event, seen: dict):
             except OSError:
                 continue
             if count:
-                seen[pid] = max(count, seen.get(pid, 0))
+                # the latest count: while a graph compiles (a cold cache) MAX runs extra
+                # threads of the same name for a while, the worker pool stays
+                seen[pid] = count
         time.sleep(0.2)
 
 
