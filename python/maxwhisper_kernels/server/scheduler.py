@@ -9,8 +9,8 @@ long request gets one window per turn and never holds a short one behind it. Eac
 its own seek and tokens, so with the default deterministic decoding it gets the transcript it
 would get alone.
 
-Requests with equal options share one settings object, which is what lets decode_next_windows
-put their windows in one batch even when they arrived at different times; requests whose
+Requests with equal options have equal settings, which is what lets decode_next_windows put
+their windows in one batch even when they arrived at different times; requests whose
 options differ (a prompt, a language, temperature > 0) keep their own and take their turns in
 the same rotation, decoded in a batch of their own.
 """
@@ -144,8 +144,8 @@ class Scheduler:
         return True
 
     def _start(self, jobs: list[Job]) -> list[Job]:
-        """Starts jobs with equal options together (one language detection batch) and gives
-        them the settings object of any running job with equal settings."""
+        """Starts jobs with equal options together (one language detection batch); their
+        windows batch with those of running jobs whose settings are equal."""
         try:
             transcriptions = start_transcriptions(
                 self.model, [job.audio for job in jobs], verbose=None, **jobs[0].options
@@ -154,12 +154,7 @@ class Scheduler:
             for job in jobs:
                 self._finish(job, error=error)
             return []
-        running = {id(j.transcription.settings): j.transcription.settings for j in self._active}
         for job, transcription in zip(jobs, transcriptions):
-            for settings in running.values():
-                if settings == transcription.settings:
-                    transcription.settings = settings
-                    break
             job.transcription = transcription
         return jobs
 

@@ -62,13 +62,20 @@ def _detect_languages(
 
 def _batches(transcriptions: Sequence[AudioTranscription]) -> list[list[tuple]]:
     """The current windows and their options, grouped into what can be decoded as one batch:
-    same settings, same language, prompts of the same length (a batch's rows share positions)."""
-    groups: dict[tuple[int, str, int], list] = {}
+    equal settings, same language, prompts of the same length (a batch's rows share positions).
+    Settings are compared by value (they hold a dict, so they cannot be dictionary keys):
+    audios started by separate calls with the same options share batches too."""
+    groups: list[tuple[Settings, tuple[str, int], list]] = []
     for t in transcriptions:
         options = t.decode_options()
-        key = (id(t.settings), options["language"], len(options["prompt"]))
-        groups.setdefault(key, []).append((t, options))
-    return list(groups.values())
+        key = (options["language"], len(options["prompt"]))
+        for settings, group_key, members in groups:
+            if group_key == key and settings == t.settings:
+                members.append((t, options))
+                break
+        else:
+            groups.append((t.settings, key, [(t, options)]))
+    return [members for _, _, members in groups]
 
 
 def _decode_batch(model: WhisperModel, batch: list[tuple]) -> int:
@@ -100,8 +107,8 @@ def start_transcriptions(
     **options: Any,
 ) -> list[AudioTranscription]:
     """Prepares each audio (log-mel, language) without decoding any window; decode_next_windows
-    then drives them until done. Options as transcribe_batch. Audios started together share one
-    Settings, which is what lets their windows share a batch."""
+    then drives them until done. Options as transcribe_batch. Audios whose Settings are equal
+    (the same options) have their windows decoded in shared batches."""
     own, decode_options = split_options(options)
     decode_options.pop("fp16", None)  # precision is the model's; accepted for compatibility
     language = decode_options.pop("language", None)

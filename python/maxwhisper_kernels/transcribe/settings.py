@@ -96,8 +96,8 @@ class FallbackThresholds:
 
 @dataclass(frozen=True)
 class Settings:
-    """One start_transcriptions call's options, shared by its audios: sharing this object is
-    what lets their windows share a batch."""
+    """One start_transcriptions call's options, shared by its audios; audios with equal
+    Settings (from any call) have their windows decoded in shared batches."""
 
     options: TranscribeOptions
     decode_options: dict[str, Any]  # DecodingOptions fields but language and prompt
