@@ -35,7 +35,8 @@ def cpu_facts() -> dict:
             facts[key] = value
         elif key == "flags" and "flags" not in facts:
             flags = set(value.split())
-            facts["flags"] = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni") if f in flags]
+            wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+            facts["flags"] = [f for f in wanted if f in flags]
     return facts
 
 

@@ -6,6 +6,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, str(Path(__file__).parent))
+# benchmarks/provenance.py: the one description of this machine's CPU and ISA (no MAX import)
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+import provenance  # noqa: E402
 
 # Compiling a kernel graph takes seconds on first use, so no per-example
 # deadline; "long" is for a thorough run (HYPOTHESIS_PROFILE=long).
@@ -21,19 +24,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 def pytest_report_header(config):
     """The CPU and vector instruction set the kernels are compiled for here, at the top of every
     test log: tiles and thresholds are chosen per instruction set, so a log must say which ran."""
-    model, flags = "unknown CPU", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == "unknown CPU":
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    isa = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else os.uname().machine
-    extras = [f for f in ("avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
-    return f"cpu: {model}, {os.cpu_count()} cores, isa {isa}" + (f" (+{', '.join(extras)})" if extras else "")
+    cpu = provenance.cpu_facts()
+    flags = "/".join(cpu.get("flags", []))
+    return f"cpu: {cpu.get('model name', 'unknown')}, {os.cpu_count()} cores, isa {provenance.isa_tag()} ({flags})"
 
 
 @pytest.fixture(scope="session")
