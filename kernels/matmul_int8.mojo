@@ -21,7 +21,8 @@
 #  - AVX-512 VNNI: vpdpbusd (unsigned x signed bytes, 4 products summed into
 #    each 32-bit lane). x is stored shifted to unsigned, q_x + 128, so each
 #    sum carries an extra 128 * sum_k q_w[n, k], subtracted in step 3
-#    (precomputed per call from the packed weights, with vpdpbusd itself).
+#    (summed with vpdpbusd itself, per strip of channels, by the work item
+#    about to read that strip: in cache, and in parallel).
 #  - AVX2: vpmaddubsw (unsigned x signed bytes -> saturating s16 pair sums)
 #    then vpmaddwd with ones (s16 pairs -> s32). Saturation is avoided by
 #    moving q_x's sign onto the weights (vpsignb): |q_x| * (sign(q_x) q_w)
@@ -32,7 +33,8 @@
 # over all of K (AVX-512: 6 x 4 zmm = 24 of 32 registers; AVX2: 4 x 2 ymm =
 # 8 of 16, with the sign trick's temporaries). Work items of MB rows x NB
 # channels run in parallel; inside one, each NR-vector strip of packed
-# weights is reused by every MR-row tile.
+# weights is reused by every MR-row tile. Rows past the last whole tile get a
+# tile of their own height, so a 1-row decoder step computes one row.
 # Tested against a NumPy integer reference (exact int sums, then the same
 # float32 epilogue) in tests/test_matmul_int8.py, every path on every shape.
 import extensibility
@@ -126,6 +128,25 @@ def _tile[
 
 
 @always_inline
+def _shift[path: Int, L: Int, NR: Int](w: Pointer[Int8, _], K4: Int) -> StaticTuple[SIMD[I32, L], NR]:
+    """VNNI only: 128 * sum_k q_w[n, k] for the NR * L channels of a strip,
+    summed by vpdpbusd with ones while the strip is about to be read anyway
+    (once per call, serially, it cost a whole extra pass over the weights)."""
+    var sums = StaticTuple[SIMD[I32, L], NR](SIMD[I32, L](0))
+    comptime if path == VNNI:
+        var ones = SIMD[I8, 4 * L](1)
+        var panel_stride = K4 * GROUP
+        for g in range(K4):
+            comptime for j in range(NR):
+                comptime offset = ((j * L) % PANEL) * 4
+                var b = w.unsafe_load[width=4 * L](((j * L) // PANEL) * panel_stride + g * GROUP + offset)
+                sums[j] = _dot4[path, L](sums[j], ones, ones, b)
+        comptime for j in range(NR):
+            sums[j] = sums[j] * 128
+    return sums
+
+
+@always_inline
 def _store[
     y_origin: MutOrigin, //, path: Int, L: Int, MR: Int, NR: Int
 ](
@@ -134,7 +155,7 @@ def _store[
     x_scale: Pointer[Float32, _],
     w_scale: Pointer[Float32, _],
     bias: Pointer[Float32, _],
-    shift: Pointer[Int32, _],
+    shift: StaticTuple[SIMD[I32, L], NR],
     has_bias: Bool,
     m0: Int,
     n0: Int,
@@ -150,7 +171,7 @@ def _store[
                 var n = n0 + j * L
                 var sums = acc[r * NR + j]
                 comptime if path == VNNI:
-                    sums = sums - shift.unsafe_load[width=L](n)
+                    sums = sums - shift[j]
                 if n + L <= N:
                     var b = bias.unsafe_load[width=L](n) if has_bias else SIMD[F32, L](0)
                     var s = w_scale.unsafe_load[width=L](n) * sx
@@ -252,28 +273,26 @@ struct MatmulInt8:
 
         parallelize(quantize, ceildiv(M, ROWS_PER_QUANT_ITEM))
 
-        # VNNI: 128 * sum_k q_w[n, k] per channel, summed by vpdpbusd with ones.
-        var shift = unsafe_alloc[Int32](P * PANEL if path == VNNI else 0)
-        comptime if path == VNNI:
-            var ones = SIMD[I8, 4 * L](1)
-            for p in range(P):
-                var sums = SIMD[I32, L](0)
-                for g in range(K4):
-                    sums = _dot4[path, L](sums, ones, ones, wp.unsafe_load[width=4 * L](p * K4 * GROUP + g * GROUP))
-                shift.unsafe_store(p * PANEL, sums * 128)
-
         var n_blocks = ceildiv(N, NB)
 
-        def block(item: Int) {words, x_scale, wp, sp, bp, yp, shift, has_bias, M, N, K4, n_blocks}:
+        def block(item: Int) {words, x_scale, wp, sp, bp, yp, has_bias, M, N, K4, n_blocks}:
             var m_start = (item // n_blocks) * MB
             var n_start = (item % n_blocks) * NB
             for n0 in range(n_start, min(N, n_start + NB), NR * L):
                 var strip = wp.unsafe_offset((n0 // PANEL) * K4 * GROUP)
+                var shift = _shift[path, L, NR](strip, K4)
                 for m0 in range(m_start, min(M, m_start + MB), MR):
-                    var acc = _tile[path, L, MR, NR](words.unsafe_offset(m0 * K4), strip, K4)
-                    _store[path, L, MR, NR](acc, yp, x_scale, sp, bp, shift, has_bias, m0, n0, M, N)
+                    var a = words.unsafe_offset(m0 * K4)
+                    var left = M - m0
+                    if left >= MR:
+                        _store[path, L, MR, NR](_tile[path, L, MR, NR](a, strip, K4), yp, x_scale, sp, bp, shift, has_bias, m0, n0, M, N)
+                    else:
+                        # the last rows: a tile of just those (a decoder step has 1-8 rows,
+                        # where a full tile would spend most of its products on padding)
+                        comptime for R in range(1, MR):
+                            if left == R:
+                                _store[path, L, R, NR](_tile[path, L, R, NR](a, strip, K4), yp, x_scale, sp, bp, shift, has_bias, m0, n0, M, N)
 
         parallelize(block, ceildiv(M, MB) * n_blocks)
         words.unsafe_free()
         x_scale.unsafe_free()
-        shift.unsafe_free()
