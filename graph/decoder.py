@@ -31,9 +31,10 @@ from max.graph import BufferType, BufferValue, DeviceRef, Graph, TensorType, Ten
 
 from maxwhisper_kernels import custom_ops
 from maxwhisper_kernels.build import kernel_library
+from maxwhisper_kernels.ops import packed_int8_shape
 from maxwhisper_kernels.weights import ModelDimensions
 
-from .layers import Weights, add_layer_norm, head_scale, linear, merge_heads, mlp, row_scale, split_heads
+from .layers import PACKED_INT8, Weights, add_layer_norm, head_scale, linear, merge_heads, mlp, row_scale, split_heads
 
 
 def cached_self_attention(
@@ -71,11 +72,14 @@ def build_decoder_step(
     cross_attention_weights: bool = False,
 ) -> Graph:
     """matrix_dtype is the storage type of the weight matrices (the token
-    embedding included): float16 halves what each step reads, int8 (with a
-    scale per row) quarters it."""
+    embedding included): float16 halves what each step reads. int8 (a scale
+    per row) quarters it and makes every linear layer the int8 GEMM with
+    rows quantized as the step runs (matmul_int8, as the int8 encoder): the
+    embedding is then held twice, row-major for the token lookup and packed
+    for the vocabulary projection."""
     d, n_head, n_layer = dims.n_text_state, dims.n_text_head, dims.n_text_layer
     d_head = d // n_head
-    w = Weights(device, matrix_dtype)
+    w = Weights(device, PACKED_INT8 if matrix_dtype == DType.int8 else matrix_dtype)
     cache = BufferType(DType.float32, ["cache_rows", n_head, dims.n_text_ctx, d_head], device)
     audio_kv = TensorType(DType.float32, ["audio_batch", n_head, dims.n_audio_ctx, d_head], device)
     input_types = [
@@ -116,6 +120,10 @@ def build_decoder_step(
             h, x = add_layer_norm(x, mlp(h, w, f"{block}.mlp", d), w, next_ln, d)
         # The output projection is tied to the token embedding.
         h = ops.gather(h, picked, axis=1)
-        logits = custom_ops.linear(h, embedding, scale=embedding_scale)
+        if w.matrix_dtype == PACKED_INT8:
+            packed = w("decoder.token_embedding.packed", *packed_int8_shape(dims.n_vocab, d), dtype=DType.int8)
+            logits = custom_ops.matmul_int8(h, packed, embedding_scale)
+        else:
+            logits = custom_ops.linear(h, embedding, scale=embedding_scale)
         graph.output(logits, *cross_weights)
     return graph

@@ -48,8 +48,8 @@ def linear(x: TensorValue, w: Weights, name: str, d_in: int, d_out: int, bias: b
 
 
 def row_scale(w: Weights, name: str, d_out: int) -> TensorValue | None:
-    """The per-row scales of an int8 matrix (None for float matrices)."""
-    return w(f"{name}.weight_scale", d_out) if w.matrix_dtype == DType.int8 else None
+    """The per-row scales of an int8 matrix, packed or not (None for float matrices)."""
+    return w(f"{name}.weight_scale", d_out) if w.matrix_dtype in (DType.int8, PACKED_INT8) else None
 
 
 def layer_norm(x: TensorValue, w: Weights, name: str, d: int) -> TensorValue:

@@ -61,9 +61,10 @@ def _norm(t: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
     return {"weight": t[f"{name}.weight"], "bias": t[f"{name}.bias"]}
 
 
-def _block_common(out, t, block: str, matrix_dtype=None) -> None:
+def _block_common(out, t, block: str, matrix_dtype=None, out_dtype=None) -> None:
+    """out_dtype: the attention output projection's (the encoder keeps it float32 in
+    its MAX-matmul layout even in int8, see graph/encoder.py)."""
     _put(out, f"{block}.attn.qkv", _fused(t, f"{block}.attn", ("query", "key", "value")), matrix_dtype)
-    out_dtype = None if matrix_dtype == PACKED_INT8 else matrix_dtype  # see graph/encoder.py
     _put(out, f"{block}.attn.out", _linear(t, f"{block}.attn.out"), out_dtype)
     for norm in ("attn_ln", "mlp_ln"):
         _put(out, f"{block}.{norm}", _norm(t, f"{block}.{norm}"))
@@ -104,12 +105,17 @@ def exact_in_float16(arrays: list[np.ndarray]) -> bool:
 
 
 def decoder_parameters(ckpt: Checkpoint, matrix_dtype=np.float32) -> dict[str, np.ndarray]:
+    """int8: the token embedding row-major with its row scales (the lookup) and packed
+    (the vocabulary projection), every other matrix packed, as build_decoder_step wants."""
     t, dims, out = ckpt.tensors, ckpt.dims, {}
     _put(out, "decoder", {"positional_embedding": t["decoder.positional_embedding"]})
     _put(out, "decoder.token_embedding", {"weight": t["decoder.token_embedding.weight"]}, matrix_dtype)
+    if matrix_dtype == np.int8:
+        out["decoder.token_embedding.packed"] = pack_int8_matrix(out["decoder.token_embedding.weight"])
+        matrix_dtype = PACKED_INT8
     for i in range(dims.n_text_layer):
         block = f"decoder.blocks.{i}"
-        _block_common(out, t, block, matrix_dtype)
+        _block_common(out, t, block, matrix_dtype, matrix_dtype)
         _put(out, f"{block}.cross_attn_ln", _norm(t, f"{block}.cross_attn_ln"))
         for layer in ("query", "out"):
             _put(out, f"{block}.cross_attn.{layer}", _linear(t, f"{block}.cross_attn.{layer}"), matrix_dtype)

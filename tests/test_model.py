@@ -153,12 +153,14 @@ def test_int8_model_stays_near_the_reference(tiny_en_int8, encoded_int8, referen
     encoded = encoded_int8
     logits = tiny_en_int8.new_inference(encoded).logits(np.array([tokens]))[0]
     expected = reference.decoder_logits(load_checkpoint(tiny_en_int8.checkpoint.source), tokens, reference_audio)
-    # the same next token everywhere, and nearly the same distribution over all of them
+    # the same next token everywhere, and nearly the same distribution over all of them;
+    # every decoder activation is quantized per row too (as CTranslate2's int8), so the top
+    # token's log-probability moves by up to ~0.21 here (dev-set WER 5.9 % vs 6.2 % default)
     top = expected.argmax(axis=-1)
     assert (logits.argmax(axis=-1) == top).all()
     p, q = log_softmax(expected), log_softmax(logits.astype(np.float64))
     rows = np.arange(len(tokens))
-    assert np.abs(q[rows, top] - p[rows, top]).max() < 0.2  # log-probability of the top token
+    assert np.abs(q[rows, top] - p[rows, top]).max() < 0.3  # log-probability of the top token
     assert (np.exp(p) * (p - q)).sum(axis=-1).max() < 0.05  # KL(reference || int8), nats
 
 
