@@ -123,12 +123,14 @@ class FakeInference:
         self.n_group = n_group
         self.attempts = [model.attempts[w] for w in windows]
         model.attempts.update(windows)
+        self.audios = list(range(len(windows)))  # the windows still stepped (keep_rows)
         self.fed: list[np.ndarray] = []
         self.rearrangements: list[list[int]] = []
+        self.kept: list[list[int]] = []  # the rows of each keep_rows call
         self.cleaned_up = False
 
     def logits(self, tokens: np.ndarray, positions=None) -> np.ndarray:
-        assert tokens.shape[0] == len(self.windows) * self.n_group
+        assert tokens.shape[0] == len(self.audios) * self.n_group
         new = range(tokens.shape[1]) if not self.fed else [tokens.shape[1] - 1]
         if positions is None:
             positions = new
@@ -139,8 +141,8 @@ class FakeInference:
             [
                 [
                     self.model.script(
-                        self.windows[row // self.n_group],
-                        self.attempts[row // self.n_group],
+                        self.windows[self.audios[row // self.n_group]],
+                        self.attempts[self.audios[row // self.n_group]],
                         tokens[row, : p + 1].tolist(),
                     )
                     for p in positions
@@ -152,6 +154,12 @@ class FakeInference:
 
     def rearrange_kv_cache(self, source_indices: list[int]) -> None:
         self.rearrangements.append(list(source_indices))
+
+    def keep_rows(self, rows) -> None:
+        rows = list(rows)
+        assert len(rows) % self.n_group == 0 and rows[:: self.n_group] == sorted(rows[:: self.n_group])
+        self.audios = [self.audios[row // self.n_group] for row in rows[:: self.n_group]]
+        self.kept.append(rows)
 
     def cleanup_caching(self) -> None:
         self.cleaned_up = True
@@ -459,6 +467,30 @@ def test_batch_decoding_returns_one_result_per_audio():
     results = decode(model, np.zeros((2, 80, 3000), dtype=np.float32), beam_size=3)
     assert [r.text for r in results] == ["Hello", "world"]
     assert model.inferences[-1].n_group == 3
+
+
+def test_windows_that_ended_leave_the_batch_and_keep_their_text():
+    """Greedy: once half the windows wrote <|endoftext|>, later steps feed only the others;
+    every window still gets its own text and log probability."""
+    short = [Reply([ts(0), HELLO, ts(1)])]
+    long = [Reply([ts(0), *[WORLD, HELLO] * 6, ts(9)])]
+    model = FakeModel(replies(short, long, short, long))
+    results = decode(model, np.zeros((4, 80, 3000), dtype=np.float32))
+    assert [r.text for r in results] == ["Hello", "world Hello" + " world Hello" * 5] * 2
+    inference = model.inferences[-1]
+    assert inference.kept == [[1, 3]]
+    assert {len(fed) for fed in inference.fed[-3:]} == {2}
+    alone = decode(FakeModel(replies(short)), np.zeros((1, 80, 3000), dtype=np.float32))[0]
+    assert results[0].avg_logprob == alone.avg_logprob and results[0].tokens == alone.tokens
+
+
+def test_beam_search_keeps_every_row_to_the_end():
+    short = [Reply([ts(0), HELLO, ts(1)])]
+    long = [Reply([ts(0), *[WORLD, HELLO] * 6, ts(9)])]
+    model = FakeModel(replies(short, long))
+    results = decode(model, np.zeros((2, 80, 3000), dtype=np.float32), beam_size=2)
+    assert [r.text for r in results] == ["Hello", "world Hello" + " world Hello" * 5]
+    assert model.inferences[-1].kept == []
 
 
 # --- multilingual models -------------------------------------------------------------------

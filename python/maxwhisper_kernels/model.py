@@ -40,6 +40,11 @@ class AudioFeatures:
     cross_kv: list[Buffer]  # per decoder layer: keys, values [n_audio, n_head, n_audio_ctx, d_head]
     n_audio: int
 
+    def subset(self, audios: np.ndarray) -> AudioFeatures:
+        """Copies of some windows' cross-attention keys and values (for a batch that shrank)."""
+        kept = [to_device(to_host(kv)[audios], kv.device) for kv in self.cross_kv]
+        return AudioFeatures(self.encoded, kept, len(audios))
+
 
 class Inference:
     """Decoding state of one batch of windows. The self-attention keys and
@@ -57,6 +62,7 @@ class Inference:
     def cleanup_caching(self) -> None:
         self.caches = None  # allocated by the next logits() call
         self.cache_length = 0
+        self.slots = np.arange(self.n_rows, dtype=np.int64)  # the cache row each row writes to
         self.lineage = np.zeros((self.n_rows, self.model.dims.n_text_ctx), np.int64)
         self.fed_tokens = np.zeros((self.n_rows, 0), np.int64)
         self.last_fed = 0
@@ -71,6 +77,19 @@ class Inference:
         source_indices = np.asarray(source_indices, dtype=np.int64)
         self.lineage = self.lineage[source_indices]
         self.fed_tokens = self.fed_tokens[source_indices]
+
+    def keep_rows(self, rows) -> None:
+        """Steps after this feed only these rows (whole audio groups): each keeps its cache
+        row, and the cross-attention inputs shrink to their audios (one copy, so callers drop
+        rows in few, large steps)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        group = self.n_rows // self.audio.n_audio
+        audios = rows[::group] // group
+        if len(rows) != len(audios) * group or not np.array_equal(rows, (audios[:, None] * group + np.arange(group)).ravel()):
+            raise ValueError(f"rows {rows.tolist()} are not whole groups of {group}")
+        self.audio = self.audio.subset(audios)
+        self.slots, self.lineage, self.fed_tokens = self.slots[rows], self.lineage[rows], self.fed_tokens[rows]
+        self.n_rows = len(rows)
 
     def logits(self, tokens: np.ndarray, positions=None) -> np.ndarray:
         """Logits [rows, len(positions), n_vocab] at the given positions of
@@ -94,14 +113,14 @@ class Inference:
             self.caches = self._new_caches()
 
         group = self.n_rows // self.audio.n_audio
-        fed = new
-        slots = np.arange(self.n_rows, dtype=np.int64)
+        fed, rows = new, np.arange(self.n_rows)
         if past == 0 and group > 1 and np.array_equal(new, np.repeat(new[::group], group, axis=0)):
             # The rows of a group (beams, best-of samples) start from one
             # prompt: run it once per audio, into the group's first row.
-            fed, slots = new[::group], slots[::group]
+            fed, rows = new[::group], rows[::group]
+        slots = self.slots[rows]
         self.lineage[:, past:total] = np.repeat(slots, self.n_rows // len(slots))[:, None]
-        (logits,) = self._step(self.model.decoder, fed, past, picked, slots, self.lineage[slots, :total], self.caches)
+        (logits,) = self._step(self.model.decoder, fed, past, picked, slots, self.lineage[rows, :total], self.caches)
         self.fed_tokens = np.concatenate([self.fed_tokens, new], axis=1)
         self.last_fed = total - past
         self.cache_length = total

@@ -28,6 +28,9 @@ class Inference(Protocol):
     def rearrange_kv_cache(self, source_indices: list[int]) -> None:
         """Row i of the cache continues row source_indices[i] (after beams were re-ranked)."""
 
+    def keep_rows(self, rows: Sequence[int]) -> None:
+        """Only these rows (whole groups of one audio, in order) go on; the others are done."""
+
     def cleanup_caching(self) -> None:
         """Releases the cache; the run is over."""
 

@@ -106,9 +106,13 @@ def plan_decoding(model: WhisperModel, options: DecodingOptions) -> DecodingPlan
 def _write(
     plan: DecodingPlan, inference: Inference, search: Sampler | BeamSearch, tokens: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, list[float]]:
-    """The step loop: (tokens, sum of log probabilities, no-speech probability) per row."""
+    """The step loop: (tokens, sum of log probabilities, no-speech probability) per row. Rows
+    that ended are padded with <|endoftext|> to the longest."""
+    eot = plan.tokenizer.eot
     sums = np.zeros(len(tokens))
     no_speech = [np.nan] * len(tokens)
+    written = np.full((len(tokens), plan.n_ctx + 1), eot, dtype=tokens.dtype)
+    live = np.arange(len(tokens))  # the rows still stepped, as rows of the whole batch
     for step in range(plan.sample_len):
         if step == 0:
             # the first call also reads the prediction after <|sot|>: the no-speech odds
@@ -120,10 +124,32 @@ def _write(
         # a float64 copy: the rules write into it, the model's buffer stays as it was
         logits = logits[:, -1].astype(np.float64)
         plan.rules.apply(logits, tokens)
-        tokens, finished = search.step(tokens, logits, sums)
+        live_sums = sums[live]
+        tokens, finished = search.step(tokens, logits, live_sums)
+        sums[live] = live_sums
         if finished or tokens.shape[-1] > plan.n_ctx:
             break
-    return tokens, sums, no_speech
+        if isinstance(search, Sampler):
+            live, tokens = _drop_ended(inference, plan.n_group, eot, live, tokens, written)
+    written[live, : tokens.shape[-1]] = tokens
+    return written[:, : tokens.shape[-1]], sums, no_speech
+
+
+def _drop_ended(
+    inference: Inference, group: int, eot: int, live: np.ndarray, tokens: np.ndarray, written: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Takes the audios whose rows all wrote <|endoftext|> out of the batch once they are at
+    least half of it: each later step then costs fewer rows (a batch of windows runs as long as
+    its longest text). Leaving costs a copy of the others' cross-attention inputs, hence the
+    halving. A sampled row that ended only repeats <|endoftext|>, so nothing else changes."""
+    ended = (tokens[:, -1] == eot).reshape(-1, group).all(axis=1)
+    if ended.sum() * 2 < len(ended):
+        return live, tokens
+    keep = np.repeat(~ended, group)
+    gone = live[~keep]
+    written[gone, : tokens.shape[-1]] = tokens[~keep]
+    inference.keep_rows(np.flatnonzero(keep))
+    return live[keep], tokens[keep]
 
 
 def run_plan(
