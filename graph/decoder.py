@@ -17,6 +17,7 @@ symbolic). Inputs:
   per layer:  self-attention key and value cache [cache_rows, n_head, n_text_ctx,
               d_head], buffers updated in place (kernels/kv_cache.mojo)
   per layer:  cross-attention key and value [audio_batch, n_head, n_audio_ctx, d_head]
+              (float16 in int8 mode, see layers.cross_kv_dtype)
               (batch is a multiple of audio_batch: consecutive token rows share
               one audio, as the beams of one window do)
 Outputs: logits [batch, n_picked, n_vocab]. With cross_attention_weights=True
@@ -34,7 +35,18 @@ from maxwhisper_kernels.build import kernel_library
 from maxwhisper_kernels.ops import packed_int8_shape
 from maxwhisper_kernels.weights import ModelDimensions
 
-from .layers import PACKED_INT8, Weights, add_layer_norm, head_scale, linear, merge_heads, mlp, row_scale, split_heads
+from .layers import (
+    PACKED_INT8,
+    Weights,
+    add_layer_norm,
+    cross_kv_dtype,
+    head_scale,
+    linear,
+    merge_heads,
+    mlp,
+    row_scale,
+    split_heads,
+)
 
 
 def cached_self_attention(
@@ -61,7 +73,7 @@ def cross_attention(h: TensorValue, k: TensorValue, v: TensorValue, w: Weights, 
 def attention_weights(q: TensorValue, k: TensorValue, scale: float) -> TensorValue:
     """softmax(scale q k^T), materialised: only the word-timestamp graph needs
     it, for a few dozen queries of one row per audio (batch == audio_batch)."""
-    k = ops.rebind(k, [q.shape[0], *k.shape[1:]])
+    k = ops.cast(ops.rebind(k, [q.shape[0], *k.shape[1:]]), q.dtype)
     return ops.softmax(ops.matmul(q, k.transpose(2, 3)) * scale)
 
 
@@ -81,7 +93,8 @@ def build_decoder_step(
     d_head = d // n_head
     w = Weights(device, PACKED_INT8 if matrix_dtype == DType.int8 else matrix_dtype)
     cache = BufferType(DType.float32, ["cache_rows", n_head, dims.n_text_ctx, d_head], device)
-    audio_kv = TensorType(DType.float32, ["audio_batch", n_head, dims.n_audio_ctx, d_head], device)
+    kv_dtype = cross_kv_dtype(matrix_dtype == DType.int8)
+    audio_kv = TensorType(kv_dtype, ["audio_batch", n_head, dims.n_audio_ctx, d_head], device)
     input_types = [
         TensorType(DType.int64, ["batch", "new"], device),
         TensorType(DType.int64, ["new"], device),

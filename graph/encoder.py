@@ -15,7 +15,7 @@ from maxwhisper_kernels import custom_ops
 from maxwhisper_kernels.build import kernel_library
 from maxwhisper_kernels.weights import ModelDimensions
 
-from .layers import PACKED_INT8, Weights, add_layer_norm, head_scale, layer_norm, linear, merge_heads, mlp, split_heads
+from .layers import PACKED_INT8, Weights, add_layer_norm, cross_kv_dtype, head_scale, layer_norm, linear, merge_heads, mlp, split_heads
 
 
 def conv_gelu(x: TensorValue, w: Weights, name: str, c_in: int, c_out: int, stride: int):
@@ -39,7 +39,8 @@ def self_attention(h: TensorValue, w: Weights, name: str, d: int, n_head: int) -
 def build_encoder(dims: ModelDimensions, device: DeviceRef, int8: bool = False) -> Graph:
     """int8: every linear layer (the cross-attention key/value projections
     included) is the int8 GEMM on weights quantized per output channel, with
-    activations quantized per row as it runs (compute_type="int8")."""
+    activations quantized per row as it runs (compute_type="int8"), and the
+    cross-attention keys and values come out in float16 (cross_kv_dtype)."""
     d, n_head = dims.n_audio_state, dims.n_audio_head
     w = Weights(device, PACKED_INT8 if int8 else None)
     mel_type = TensorType(DType.float32, ["batch", dims.n_mels, 2 * dims.n_audio_ctx], device)
@@ -65,6 +66,6 @@ def build_encoder(dims: ModelDimensions, device: DeviceRef, int8: bool = False) 
         for i in range(dims.n_text_layer):
             kv = linear(audio, w, f"decoder.blocks.{i}.cross_attn.kv", d, 2 * td)
             k, v = ops.split(kv, [td, td], axis=-1)
-            cross += [split_heads(k, t_head), split_heads(v, t_head)]
+            cross += [ops.cast(split_heads(t, t_head), cross_kv_dtype(int8)) for t in (k, v)]
         graph.output(audio, *cross)
     return graph

@@ -129,11 +129,11 @@ def _pv[
 
 @always_inline
 def _tiled[
-    o_origin: MutOrigin, //, dtype: DType, DK: Int, causal: Bool
+    o_origin: MutOrigin, //, dtype: DType, kvd: DType, DK: Int, causal: Bool
 ](
     q: Pointer[Scalar[dtype], _],
-    k: Pointer[Scalar[dtype], _],
-    v: Pointer[Scalar[dtype], _],
+    k: Pointer[Scalar[kvd], _],
+    v: Pointer[Scalar[kvd], _],
     o: Pointer[Scalar[dtype], o_origin],
     row_off: Pointer[Int, _],
     row_last: Pointer[Int32, _],
@@ -215,7 +215,7 @@ def _tiled[
 
         var vt = v.unsafe_offset(k0 * D)
         for r0 in range(0, nr, RG):
-            _pv[dtype, RG](acc.unsafe_offset(r0 * D), st.unsafe_offset(r0), BQ, 1, corr.unsafe_offset(r0), vt, nk, D)
+            _pv[kvd, RG](acc.unsafe_offset(r0 * D), st.unsafe_offset(r0), BQ, 1, corr.unsafe_offset(r0), vt, nk, D)
 
     comptime for c in range(QV):
         corr.unsafe_store(c * W, 1.0 / l[c])
@@ -259,11 +259,11 @@ def _dot[kd: DType, //, DK: Int](q: Pointer[Float32, _], k: Pointer[Scalar[kd], 
 
 @always_inline
 def _direct[
-    o_origin: MutOrigin, //, dtype: DType, DK: Int, causal: Bool
+    o_origin: MutOrigin, //, dtype: DType, kvd: DType, DK: Int, causal: Bool
 ](
     q: Pointer[Scalar[dtype], _],
-    k: Pointer[Scalar[dtype], _],
-    v: Pointer[Scalar[dtype], _],
+    k: Pointer[Scalar[kvd], _],
+    v: Pointer[Scalar[kvd], _],
     o: Pointer[Scalar[dtype], o_origin],
     row_off: Pointer[Int, _],
     row_last: Pointer[Int32, _],
@@ -341,7 +341,7 @@ def _direct[
             var c = corr.unsafe_offset(r0)
             comptime for R in range(1, 7):
                 if n == R:
-                    _pv[dtype, R](a, pr, 1, BKD, c, vt, nk, D)
+                    _pv[kvd, R](a, pr, 1, BKD, c, vt, nk, D)
             r0 += n
 
     for r in range(nr):
@@ -359,11 +359,11 @@ def _direct[
 
 
 def attention_cpu[
-    o_origin: MutOrigin, //, dtype: DType, causal: Bool
+    o_origin: MutOrigin, //, dtype: DType, kvd: DType, causal: Bool
 ](
     q: Pointer[Scalar[dtype], _],
-    k: Pointer[Scalar[dtype], _],
-    v: Pointer[Scalar[dtype], _],
+    k: Pointer[Scalar[kvd], _],
+    v: Pointer[Scalar[kvd], _],
     o: Pointer[Scalar[dtype], o_origin],
     B: Int,
     Bk: Int,
@@ -397,13 +397,13 @@ def attention_cpu[
         var vp = v.unsafe_offset(kv)
         if direct:
             if D == 64:
-                _direct[dtype, 64, causal](q, kp, vp, o, row_off, row_last, nr, Tk, D, scale)
+                _direct[dtype, kvd, 64, causal](q, kp, vp, o, row_off, row_last, nr, Tk, D, scale)
             else:
-                _direct[dtype, 0, causal](q, kp, vp, o, row_off, row_last, nr, Tk, D, scale)
+                _direct[dtype, kvd, 0, causal](q, kp, vp, o, row_off, row_last, nr, Tk, D, scale)
         elif D == 64:
-            _tiled[dtype, 64, causal](q, kp, vp, o, row_off, row_last, nr, Tk, D, scale)
+            _tiled[dtype, kvd, 64, causal](q, kp, vp, o, row_off, row_last, nr, Tk, D, scale)
         else:
-            _tiled[dtype, 0, causal](q, kp, vp, o, row_off, row_last, nr, Tk, D, scale)
+            _tiled[dtype, kvd, 0, causal](q, kp, vp, o, row_off, row_last, nr, Tk, D, scale)
         row_off.unsafe_free()
         row_last.unsafe_free()
 
@@ -422,20 +422,25 @@ struct Attention:
     ](
         output: OutputTensor[rank=4, ...],
         q: InputTensor[dtype=output.dtype, rank=4, ...],
-        k: InputTensor[dtype=output.dtype, rank=4, ...],
-        v: InputTensor[dtype=output.dtype, rank=4, ...],
+        k: InputTensor[rank=4, ...],
+        v: InputTensor[dtype=k.dtype, rank=4, ...],
         scale: InputTensor[dtype=DType.float32, rank=1, ...],
         ctx: DeviceContext,
     ) raises:
         comptime if target == "gpu":
-            attention_gpu[output.dtype, causal](
-                q.unsafe_ptr(), k.unsafe_ptr(), v.unsafe_ptr(), output.unsafe_ptr(), scale.unsafe_ptr(),
-                q.dim_size(0), k.dim_size(0), q.dim_size(1), q.dim_size(2), k.dim_size(2), q.dim_size(3), ctx,
-            )
+            comptime if k.dtype != output.dtype:
+                raise Error("attention: the GPU path takes keys and values in the queries' dtype")
+            else:
+                attention_gpu[output.dtype, causal](
+                    q.unsafe_ptr(), rebind[Pointer[Scalar[output.dtype], MutAnyOrigin]](k.unsafe_ptr()),
+                    rebind[Pointer[Scalar[output.dtype], MutAnyOrigin]](v.unsafe_ptr()),
+                    output.unsafe_ptr(), scale.unsafe_ptr(),
+                    q.dim_size(0), k.dim_size(0), q.dim_size(1), q.dim_size(2), k.dim_size(2), q.dim_size(3), ctx,
+                )
             return
         comptime if target != "cpu":
             raise Error("attention: no path for target ", target)
-        attention_cpu[output.dtype, causal](
+        attention_cpu[output.dtype, k.dtype, causal](
             q.unsafe_ptr(),
             k.unsafe_ptr(),
             v.unsafe_ptr(),

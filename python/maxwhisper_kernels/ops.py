@@ -162,8 +162,11 @@ def attention(
     """softmax(scale * q k^T) v over [B, H, T, D] arrays; scale defaults to
     1/sqrt(D). With causal=True query i sees keys up to Tk - Tq + i. k and v
     may have fewer batch rows than q (a divisor of B): query row b then uses
-    key row b // (B / Bk), as beams of one audio share its keys."""
-    q, k, v = (_float32(n, a, 4) for n, a in (("q", q), ("k", k), ("v", v)))
+    key row b // (B / Bk), as beams of one audio share its keys. k and v both float16
+    stay so (int8 mode's cross-attention inputs): the kernel widens them as it reads."""
+    q = _float32("q", q, 4)
+    half = np.asarray(k).dtype == np.float16 and np.asarray(v).dtype == np.float16
+    k, v = (a if half and a.ndim == 4 else _float32(n, a, 4) for n, a in (("k", np.asarray(k)), ("v", np.asarray(v))))
     _same_shape(["k", "v"], [k, v])
     if q.shape[1] != k.shape[1] or q.shape[3] != k.shape[3] or q.shape[0] % max(k.shape[0], 1):
         raise ValueError(
