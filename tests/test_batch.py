@@ -124,25 +124,3 @@ def test_cli_transcribes_files_in_batches(tiny_en, monkeypatch, tmp_path, capsys
         text = (tmp_path / f"{name}.txt").read_text()
         expected = transcribe(tiny_en, path, **DECODING_MODES["greedy"])["text"]
         assert " ".join(text.split()) == " ".join(expected.split())
-
-
-@pytest.mark.usefixtures("fake_mel")
-def test_single_pass_keeps_the_cut_off_text_and_decodes_each_audio_once():
-    """The batched pipeline's windows: a segment left open by the window's end runs to that
-    end instead of being decoded again as a window of its own."""
-    cut_off = [Reply([ts(0), HELLO, ts(2), ts(2), WORLD, WORLD])]
-    again = [Reply([ts(0), HELLO, ts(1)])]
-    model = FakeModel(replies(cut_off, again))
-    (result,) = transcribe_batch(model, [seconds_of_audio(12.5)], single_pass=True)
-    assert [(s["start"], s["end"], s["text"]) for s in result["segments"]] == [
-        (0.0, 2.0, " Hello"),
-        (2.0, 12.5, " world world"),
-    ]
-    assert model.n_encoded == 1
-    model = FakeModel(replies(cut_off, again))
-    (result,) = transcribe_batch(model, [seconds_of_audio(12.5)])
-    assert [(s["start"], s["end"], s["text"]) for s in result["segments"]] == [
-        (0.0, 2.0, " Hello"),
-        (2.0, 3.0, " Hello"),
-    ]
-    assert model.n_encoded == 2

@@ -13,10 +13,7 @@ packs the chunks into windows of at most 30 s and decodes ``batch_size`` windows
 through ``transcribe_batch`` (log-mel, encoder and decoder per batch), so it holds about
 ``batch_size`` windows and one block, whatever the length of the recording. Each window is
 decoded with timestamp tokens, so segments keep Whisper's own boundaries (not one segment per
-window: a 30 s window holds several sentences), mapped back through that window's chunks. A
-window is decoded once (single_pass): text it cuts off ends at the window's end, where the
-sequential path would decode those last seconds again as a window of their own (here they
-mostly came out improbable and went through every fallback temperature).
+window: a 30 s window holds several sentences), mapped back through that window's chunks.
 """
 
 from __future__ import annotations
@@ -205,7 +202,7 @@ def transcribe_batched(
         def decode(windows: list[list[Chunk]]) -> None:
             nonlocal language
             audios = [np.concatenate([samples for _, samples in window]) for window in windows]
-            for window, result in zip(windows, transcribe_batch(model, audios, single_pass=True, **options)):
+            for window, result in zip(windows, transcribe_batch(model, audios, **options)):
                 _restore_times(result["segments"], _SpeechTimeMap([chunk for chunk, _ in window]))
                 for segment in result["segments"]:
                     segment["id"] = len(segments)

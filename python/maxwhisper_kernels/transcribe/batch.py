@@ -104,13 +104,11 @@ def start_transcriptions(
     audios: Sequence[Audio],
     *,
     names: Sequence[str] | None = None,
-    single_pass: bool = False,
     **options: Any,
 ) -> list[AudioTranscription]:
     """Prepares each audio (log-mel, language) without decoding any window; decode_next_windows
     then drives them until done. Options as transcribe_batch. Audios whose Settings are equal
-    (the same options) have their windows decoded in shared batches. single_pass: each audio is
-    at most 30 s and decoded once, keeping any text its window cuts off."""
+    (the same options) have their windows decoded in shared batches."""
     own, decode_options = split_options(options)
     decode_options.pop("fp16", None)  # precision is the model's; accepted for compatibility
     language = decode_options.pop("language", None)
@@ -147,7 +145,6 @@ def start_transcriptions(
         thresholds=FallbackThresholds.of(own),
         input_stride=stride,
         time_precision=stride * HOP_LENGTH / SAMPLE_RATE,
-        single_pass=single_pass,
     )
     return [
         AudioTranscription(
@@ -163,7 +160,6 @@ def transcribe_batch(
     *,
     names: Sequence[str] | None = None,
     progress: bool = True,
-    single_pass: bool = False,
     **options: Any,
 ) -> list[dict]:
     """Transcribes (or translates) audio files or 16 kHz waveforms of any length, together:
@@ -179,11 +175,10 @@ def transcribe_batch(
     best_of, patience, ...).
     names: how verbose output calls each audio (default: its path, or "audio N").
     progress: False hides the progress bar that verbose=False shows.
-    single_pass: every audio fits one window and is decoded once (start_transcriptions).
 
     Returns per audio {"text", "segments", "language"}, as openai-whisper's transcribe does.
     """
-    transcriptions = start_transcriptions(model, audios, names=names, single_pass=single_pass, **options)
+    transcriptions = start_transcriptions(model, audios, names=names, **options)
     # with verbose=True the printed segments show the progress
     quiet = options.get("verbose") is not False or not progress
     total = sum(t.content_frames for t in transcriptions)

@@ -151,7 +151,6 @@ class AudioTranscription:
             size,
             settings.input_stride,
             settings.time_precision,
-            keep_tail=settings.single_pass,
         )
         self.seek += cut.seek_advance
         segments = self._segments(result, cut.segments, start_seek)
@@ -167,7 +166,7 @@ class AudioTranscription:
                 append_punctuations=options.append_punctuations,
                 last_speech_timestamp=self.last_speech_timestamp,
             )
-            if not cut.single_timestamp_ending and not settings.single_pass:
+            if not cut.single_timestamp_ending:
                 # with word times, the next window starts right after the last word
                 word_end = get_end(segments)
                 if word_end is not None and word_end > offset:

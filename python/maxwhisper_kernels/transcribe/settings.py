@@ -104,6 +104,3 @@ class Settings:
     thresholds: FallbackThresholds
     input_stride: int  # mel frames per audio token: 2
     time_precision: float  # seconds per timestamp token: 0.02
-    # each audio is one window, decoded once: text the window cuts off is kept (to its end)
-    # rather than decoded again (the batched pipeline's windows of joined speech)
-    single_pass: bool = False

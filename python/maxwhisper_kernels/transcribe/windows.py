@@ -88,11 +88,8 @@ def cut_window(
     segment_size: int,
     input_stride: int,
     time_precision: float,
-    keep_tail: bool = False,
 ) -> WindowCut:
-    """Cuts at every pair of adjacent timestamps (one segment's end, the next one's start).
-    keep_tail: the text after the last pair is a segment to the window's end, and the whole
-    window is done (nothing is decoded again)."""
+    """Cuts at every pair of adjacent timestamps (one segment's end, the next one's start)."""
     zero = tokenizer.timestamp_begin
     timed = [t >= zero for t in tokens]
     lone_end = timed[-2:] == [False, True]
@@ -116,11 +113,6 @@ def cut_window(
         last = time_offset + (piece[-1] - zero) * time_precision
         segments.append((first, last, piece))
 
-    if keep_tail and not lone_end:
-        tail = tokens[cuts[-1] :]
-        window_end = time_offset + segment_size * HOP_LENGTH / SAMPLE_RATE
-        segments.append((time_offset + (tail[0] - zero) * time_precision, window_end, tail))
-        return WindowCut(segments, segment_size, lone_end)
     if lone_end:
         advance = segment_size  # nothing said after the end: the whole window is done
     else:
