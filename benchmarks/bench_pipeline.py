@@ -2,7 +2,8 @@
 process and one run:
 
 - maxwhisper sequential (openai-whisper's algorithm, no VAD) and ``vad_filter=True``;
-- maxwhisper's batched pipeline, ``transcribe(path, batch_size=N)``;
+- maxwhisper's batched pipeline, ``transcribe(path, batch_size=N)``, default (exact weights) and
+  ``compute_type="int8"``;
 - faster-whisper's ``BatchedInferencePipeline`` at the same N, int8 and float32 (CTranslate2),
   on the CTranslate2 directory of the same weights package maxwhisper reads;
 - faster-whisper sequential (``WhisperModel.transcribe``, no VAD), int8 and float32.
@@ -92,10 +93,10 @@ def hallucination_clip() -> tuple[common.Clip, float, float]:
 
 
 class MaxWhisper:
-    def __init__(self, **options):
+    def __init__(self, compute_type: str = "default", **options):
         from maxwhisper_kernels.model import load_model
 
-        self.model = load_model("tiny.en")
+        self.model = load_model("tiny.en", compute_type=compute_type)
         self.options = options
 
     def __call__(self, path: str) -> list[tuple[float, float, str]]:
@@ -152,6 +153,7 @@ def main() -> None:
         "maxwhisper sequential": lambda: MaxWhisper(),
         "maxwhisper vad_filter": lambda: MaxWhisper(vad_filter=True),
         f"maxwhisper batched {n}": lambda: MaxWhisper(batch_size=n),
+        f"maxwhisper batched {n} int8": lambda: MaxWhisper("int8", batch_size=n),
         f"fw batched {n} int8": lambda: FasterWhisper("int8", n, model_dir),
         f"fw batched {n} fp32": lambda: FasterWhisper("float32", n, model_dir),
         "fw sequential int8": lambda: FasterWhisper("int8", None, model_dir),
