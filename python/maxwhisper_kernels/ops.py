@@ -164,9 +164,9 @@ def attention(
     may have fewer batch rows than q (a divisor of B): query row b then uses
     key row b // (B / Bk), as beams of one audio share its keys. k and v both float16
     stay so (int8 mode's cross-attention inputs): the kernel widens them as it reads."""
-    q = _float32("q", q, 4)
-    half = np.asarray(k).dtype == np.float16 and np.asarray(v).dtype == np.float16
-    k, v = (a if half and a.ndim == 4 else _float32(n, a, 4) for n, a in (("k", np.asarray(k)), ("v", np.asarray(v))))
+    q, k, v = _float32("q", q, 4), np.asarray(k), np.asarray(v)
+    if not (k.dtype == v.dtype == np.float16 and k.ndim == v.ndim == 4):
+        k, v = _float32("k", k, 4), _float32("v", v, 4)
     _same_shape(["k", "v"], [k, v])
     if q.shape[1] != k.shape[1] or q.shape[3] != k.shape[3] or q.shape[0] % max(k.shape[0], 1):
         raise ValueError(
