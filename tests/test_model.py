@@ -155,7 +155,7 @@ def test_int8_model_stays_near_the_reference(tiny_en_int8, encoded_int8, referen
     expected = reference.decoder_logits(load_checkpoint(tiny_en_int8.checkpoint.source), tokens, reference_audio)
     # the same next token everywhere, and nearly the same distribution over all of them;
     # every decoder activation is quantized per row too (as CTranslate2's int8), so the top
-    # token's log-probability moves by up to ~0.21 here (dev-set WER 5.9 % vs 6.2 % default)
+    # token's log-probability moves by up to ~0.21 here (dev-set WER 6.3 % vs 6.2 % default)
     top = expected.argmax(axis=-1)
     assert (logits.argmax(axis=-1) == top).all()
     p, q = log_softmax(expected), log_softmax(logits.astype(np.float64))
