@@ -129,7 +129,7 @@ def _write(
         sums[live] = live_sums
         if finished or tokens.shape[-1] > plan.n_ctx:
             break
-        if isinstance(search, Sampler):
+        if isinstance(search, Sampler):  # beam search keeps its finished lists by audio index
             live, tokens = _drop_ended(inference, plan.n_group, eot, live, tokens, written)
     written[live, : tokens.shape[-1]] = tokens
     return written[:, : tokens.shape[-1]], sums, no_speech
