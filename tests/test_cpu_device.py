@@ -23,7 +23,12 @@ def test_one_thread_then_a_conflicting_request():
 import os
 from maxwhisper_kernels.cpu_device import cpu_session, max_worker_threads
 assert max_worker_threads() == 0
+import time
 session = cpu_session(1)
+# a worker names itself once it runs, which can come a moment after the session exists
+deadline = time.monotonic() + 10
+while max_worker_threads() == 0 and time.monotonic() < deadline:
+    time.sleep(0.01)
 workers = [t for t in os.listdir('/proc/self/task')
            if open(f'/proc/self/task/{t}/comm').read().startswith('🔥 Thread')]
 # one MAX worker, free to run on every core the process may use
