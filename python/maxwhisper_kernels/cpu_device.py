@@ -25,16 +25,20 @@ def _thread_ids() -> set[int]:
 
 def max_worker_threads() -> int:
     """MAX's CPU worker threads in this process, found by the names MAX gives them
-    ("🔥 Thread0", ...); 0 before the device exists."""
-    count = 0
+    ("🔥 Thread0" .. "🔥 Thread<N-1>"); 0 before the device exists. Distinct names
+    are counted: each compile also starts a short-lived one-thread runtime whose
+    thread is named "🔥 Thread0" too (seen in a process that compiled graphs right
+    after making a one-thread device: three "Thread0"s for a moment)."""
+    names = set()
     for tid in _thread_ids():
         try:
             with open(f"/proc/self/task/{tid}/comm", encoding="utf-8", errors="replace") as file:
-                name = file.read()
+                name = file.read().strip()
         except OSError:  # the thread ended meanwhile
             continue
-        count += name.startswith("🔥 Thread")
-    return count
+        if name.startswith("🔥 Thread"):
+            names.add(name)
+    return len(names)
 
 
 def cpu_session(num_threads: int | None = None) -> InferenceSession:
