@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import os
 
+from .runtime_options import set_thread_busy_wait
+
+set_thread_busy_wait()
+
 # Storage of the decoder's weight matrices (model.decoder_matrix_dtype); here,
 # not in model.py, so the CLI can offer them without importing MAX.
 COMPUTE_TYPES = ("default", "float32", "float16", "int8")
