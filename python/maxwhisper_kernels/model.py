@@ -3,6 +3,7 @@ graphs, and the per-window decoding state (KV cache) kept in MAX buffers."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 import time
@@ -327,4 +328,18 @@ def load_model(
     if device != "cpu":
         raise ValueError(f"device {device!r} is not supported: use 'cpu', 'gpu' or 'cuda'")
     checkpoint = load_checkpoint(name_or_path)
-    return Whisper(checkpoint, cpu_session(num_threads), compute_type)
+    model = Whisper(checkpoint, cpu_session(num_threads), compute_type)
+    del checkpoint
+    _return_freed_heap()
+    return model
+
+
+def _return_freed_heap() -> None:
+    """Hands the heap that loading freed back to the OS. glibc keeps freed chunks for reuse
+    unless they sit at the top of the heap, and loading frees many (the checkpoint's arrays,
+    quantization and packing temporaries): tiny.en kept 42 MB (int8) or 23 MB (default)
+    resident for nothing."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # a C library without malloc_trim
+        pass
