@@ -44,10 +44,15 @@ DEVICE = DeviceRef.CPU()
 PEAK_GFLOPS = 157.0
 # Rough DRAM stream bandwidth of this VM; working sets that fit in cache can exceed it.
 DRAM_GBPS = 20.0
-# Idle time before each sample: OpenBLAS and MAX runtime workers spin for a
-# few ms after a call and, on 2 cores, slowed whichever contender came next
-# (NumPy after MAX measured up to 2x slower without it).
+# Idle time before each sample, so that threads still winding down from the
+# previous contender's calls do not share the 2 cores with the next one.
 PAUSE_S = 0.02
+# OpenBLAS's threads spin for 2^28 cycles (about 0.1 s here) after each NumPy
+# matmul, longer than any pause: the contender timed after NumPy's shared the
+# cores with them (the linear op's 5-row vocabulary projection read 6.05 ms so,
+# 2.1 ms without them). 2^4 cycles lets them sleep at once. OpenBLAS reads the
+# variable when NumPy loads it, so run() restarts the benchmark with it set.
+OPENBLAS_THREAD_TIMEOUT = "4"
 
 # Loaded by path: tests/ is not a package, and putting it on sys.path would
 # expose its conftest and strategies too.
@@ -154,7 +159,9 @@ def _sgemm_gflops() -> float:
 
 def machine_info() -> dict:
     versions = {p: importlib.metadata.version(p) for p in ("max", "mojo", "numpy")}
-    env_keys = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    env_keys = (
+        "OPENBLAS_CORETYPE", "OPENBLAS_THREAD_TIMEOUT", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+    )
     return {
         "date": now(),
         "cpu": cpu_facts(),
@@ -237,6 +244,9 @@ def run(
     notes: Sequence[str],
 ) -> int:
     """Command-line entry point of one kernel's benchmark."""
+    if os.environ.get("OPENBLAS_THREAD_TIMEOUT") is None:
+        os.environ["OPENBLAS_THREAD_TIMEOUT"] = OPENBLAS_THREAD_TIMEOUT
+        os.execv(sys.executable, [sys.executable, *sys.argv])
     parser = argparse.ArgumentParser(description=f"Microbenchmark: {title}.")
     parser.add_argument("--repeats", type=int, help="samples per contender (default 40, quick 5)")
     parser.add_argument("--quick", action="store_true", help="fewer, shorter samples")
@@ -334,7 +344,9 @@ def write_summary() -> None:
         "contender time (above 1 = faster than the baseline). max abs err is against the float64 "
         "NumPy reference in tests/reference.py. \"others\" is the CPU other processes "
         "(and the hypervisor) took while the case ran, out of 2 cores: this machine is "
-        "shared, and a busy core slows every parallel contender.\n"
+        "shared, and a busy core slows every parallel contender. Runs since 2026-12-03 07:00 UTC "
+        "set OPENBLAS_THREAD_TIMEOUT=4 (the header's env says so): before, OpenBLAS's threads "
+        "still spun after NumPy's samples and slowed the contender timed next.\n"
     )
     RESULTS_DIR.joinpath("README.md").write_text(
         intro + "".join("\n" + _section(p) for p in payloads)
