@@ -344,7 +344,7 @@ def write_summary() -> None:
         "contender time (above 1 = faster than the baseline). max abs err is against the float64 "
         "NumPy reference in tests/reference.py. \"others\" is the CPU other processes "
         "(and the hypervisor) took while the case ran, out of 2 cores: this machine is "
-        "shared, and a busy core slows every parallel contender. Runs since 2026-12-03 07:00 UTC "
+        "shared, and a busy core slows every parallel contender. Runs since 2026-12-03 06:15 UTC "
         "set OPENBLAS_THREAD_TIMEOUT=4 (the header's env says so): before, OpenBLAS's threads "
         "still spun after NumPy's samples and slowed the contender timed next.\n"
     )
