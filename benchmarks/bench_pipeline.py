@@ -1,5 +1,6 @@
 """Long-form transcription with VAD and batching, tiny.en, greedy, every system in turn in one
-process and one run:
+run, each in a process of its own (as a user runs one of them: another library's threads
+spinning in the same process, or ours in theirs, would time the neighbours, not the system):
 
 - maxwhisper sequential (openai-whisper's algorithm, no VAD) and ``vad_filter=True``;
 - maxwhisper's batched pipeline, ``transcribe(path, batch_size=N)``, default (exact weights) and
@@ -28,7 +29,9 @@ import argparse
 import csv
 import json
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import time
 import wave
@@ -130,13 +133,83 @@ def words_in_gap(segments, gap_start: float, gap_end: float) -> int:
                if start >= gap_start + 0.5 and end <= gap_end - 0.5)
 
 
+def systems(n: int, model_dir: str) -> dict:
+    return {
+        "maxwhisper sequential": lambda: MaxWhisper(),
+        "maxwhisper vad_filter": lambda: MaxWhisper(vad_filter=True),
+        f"maxwhisper batched {n}": lambda: MaxWhisper(batch_size=n),
+        f"maxwhisper batched {n} int8": lambda: MaxWhisper("int8", batch_size=n),
+        f"fw batched {n} int8": lambda: FasterWhisper("int8", n, model_dir),
+        f"fw batched {n} fp32": lambda: FasterWhisper("float32", n, model_dir),
+        "fw sequential int8": lambda: FasterWhisper("int8", None, model_dir),
+        "fw sequential fp32": lambda: FasterWhisper("float32", None, model_dir),
+    }
+
+
+def serve(name: str, n: int, model_dir: str) -> None:
+    """Worker process: builds one system, warms it up on jfk, then answers jobs from stdin
+    ({"path", "options"}) with {"seconds", "segments"}, timing path to text."""
+    out, sys.stdout = sys.stdout, sys.stderr  # what the libraries print stays off the protocol
+    run = systems(n, model_dir)[name]()
+    run(str(common.SHARED_AUDIO / "jfk.flac"))  # graphs, VAD, first-call costs
+    print(json.dumps({"ready": True}), file=out, flush=True)
+    for line in sys.stdin:
+        job = json.loads(line)
+        if job.get("options"):
+            run.options = job["options"]
+        started = time.perf_counter()
+        segments = run(job["path"])
+        print(json.dumps({"seconds": time.perf_counter() - started, "segments": segments}), file=out, flush=True)
+
+
+class Worker:
+    """One system in its own process (serve), driven over a pipe, and stopped (SIGSTOP) while
+    the others run: an idle MAX process still takes ~5 % of a core (a timed-wait thread inside
+    libmax), which three idle maxwhisper workers would take from every other system's run."""
+
+    def __init__(self, name: str, n: int, model_dir: str):
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve", name, "--batch-size", str(n), "--model-dir", model_dir],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        self.name = name
+
+    def _reply(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.name}: the worker process ended (its stderr is above)")
+        return json.loads(line)
+
+    def wait_ready(self) -> None:
+        self._reply()
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def __call__(self, path: str, options: dict | None = None) -> tuple[float, list]:
+        self.proc.send_signal(signal.SIGCONT)
+        self.proc.stdin.write(json.dumps({"path": path, "options": options}) + "\n")
+        self.proc.stdin.flush()
+        reply = self._reply()
+        self.proc.send_signal(signal.SIGSTOP)
+        return reply["seconds"], [tuple(s) for s in reply["segments"]]
+
+    def close(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--sweep", type=int, nargs="*", default=[1, 2, 4, 8, 16], help="batch sizes tried on the long recording")
     parser.add_argument("--quick", action="store_true", help="the hallucination clip only, once, no sweep (a smoke test)")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)  # a worker process (serve)
+    parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.batch_size, args.model_dir)
+        return
     if args.quick:
         args.repeats, args.sweep = 1, []
     n = args.batch_size
@@ -149,19 +222,9 @@ def main() -> None:
     clips = [common.synthesise(name) for name in common.LONG_CLIPS] + [long_clip, gap_clip]
     if args.quick:
         clips = [gap_clip]
-    systems = {
-        "maxwhisper sequential": lambda: MaxWhisper(),
-        "maxwhisper vad_filter": lambda: MaxWhisper(vad_filter=True),
-        f"maxwhisper batched {n}": lambda: MaxWhisper(batch_size=n),
-        f"maxwhisper batched {n} int8": lambda: MaxWhisper("int8", batch_size=n),
-        f"fw batched {n} int8": lambda: FasterWhisper("int8", n, model_dir),
-        f"fw batched {n} fp32": lambda: FasterWhisper("float32", n, model_dir),
-        "fw sequential int8": lambda: FasterWhisper("int8", None, model_dir),
-        "fw sequential fp32": lambda: FasterWhisper("float32", None, model_dir),
-    }
-    runners = {name: make() for name, make in systems.items()}
-    for name, run in runners.items():  # warm-up: graphs, VAD, first-call costs
-        run(str(common.SHARED_AUDIO / "jfk.flac"))
+    runners = {name: Worker(name, n, model_dir) for name in systems(n, model_dir)}
+    for worker in runners.values():
+        worker.wait_ready()
     print(f"{common.cpu_model()}, {os.cpu_count()} cores; load {os.getloadavg()}", flush=True)
 
     load_start = os.getloadavg()
@@ -170,21 +233,20 @@ def main() -> None:
     for repeat in range(args.repeats):
         for clip in clips:
             for name, run in runners.items():  # each system in turn, same round
-                started = time.perf_counter()
-                segments = run(clip.path)
-                times[clip.name][name].append(time.perf_counter() - started)
+                seconds, segments = run(clip.path)
+                times[clip.name][name].append(seconds)
                 texts[clip.name][name] = segments
-                print(f"  [{repeat}] {clip.name} {name}: {times[clip.name][name][-1]:.2f} s", flush=True)
+                print(f"  [{repeat}] {clip.name} {name}: {seconds:.2f} s", flush=True)
         save(args, clips, runners, times, texts, gap_clip, gap_start, gap_end, {}, load_start)  # so far
     sweep = {}
     batched = runners[f"maxwhisper batched {n}"]
     for size in args.sweep:  # the same model, warm, at each batch size
-        batched.options = {"batch_size": size}
-        started = time.perf_counter()
-        segments = batched(long_clip.path)
-        sweep[size] = {"seconds": time.perf_counter() - started,
+        seconds, segments = batched(long_clip.path, {"batch_size": size})
+        sweep[size] = {"seconds": seconds,
                        "wer": common.wer(long_clip.reference, "".join(t for _, _, t in segments))}
         print(f"  sweep {size}: {sweep[size]['seconds']:.2f} s", flush=True)
+    for worker in runners.values():
+        worker.close()
     save(args, clips, runners, times, texts, gap_clip, gap_start, gap_end, sweep, load_start)
 
 
