@@ -78,7 +78,7 @@ def test_load_model_with_one_thread_transcribes_like_the_default(tiny_en):
 
 def test_worker_threads_sleep_once_a_transcription_returns():
     """MAX's default busy-wait kept both workers spinning for seconds after a job
-    (runtime_options); with maxwhisper's setting they sleep within microseconds."""
+    (runtime_options); with maxwhisper's setting they sleep once the job ends."""
     done = run_python(
         "import os, time\n"
         "import maxwhisper_kernels\n"
