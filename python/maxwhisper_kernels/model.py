@@ -320,16 +320,19 @@ def load_model(
             # MAX's own
             raise ValueError("compute_type='int8' runs on the CPU only; on a GPU use the default")
         accelerator = gpu_device(device)
-        checkpoint = load_checkpoint(name_or_path)
+    elif device == "cpu":
+        accelerator = None
+    else:
+        raise ValueError(f"device {device!r} is not supported: use 'cpu', 'gpu' or 'cuda'")
+    checkpoint = load_checkpoint(name_or_path)
+    if accelerator is None:
+        session = cpu_session(num_threads)
+    else:
         # num_threads is not passed: MAX 26.7 aborts on it (see cpu_device); the host side of
         # a GPU run does little.
         session = InferenceSession(devices=[CPU(), accelerator])
-        return Whisper(checkpoint, session, compute_type, accelerator)
-    if device != "cpu":
-        raise ValueError(f"device {device!r} is not supported: use 'cpu', 'gpu' or 'cuda'")
-    checkpoint = load_checkpoint(name_or_path)
-    model = Whisper(checkpoint, cpu_session(num_threads), compute_type)
-    del checkpoint
+    model = Whisper(checkpoint, session, compute_type, accelerator)
+    del checkpoint  # the graphs hold their own copies of its arrays: free them before the trim
     _return_freed_heap()
     return model
 
