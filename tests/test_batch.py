@@ -59,15 +59,16 @@ def test_decode_batch_refuses_windows_that_cannot_share_a_pass(second, error):
 def test_only_the_windows_that_fail_are_decoded_again():
     model = FakeModel(
         replies(
-            [Reply([ts(0), HELLO, WORLD, ts(1)], rivals=400)],  # first audio: improbable
+            # first audio: improbable, then at the next temperature fine
+            [Reply([ts(0), HELLO, WORLD, ts(1)], rivals=400), Reply([ts(0), HELLO, ts(1)])],
             [Reply([ts(0), WORLD, ts(1)])],  # second audio: kept
-            [Reply([ts(0), HELLO, ts(1)])],  # first audio again, encoded on its own
         )
     )
     first, second = transcribe_batch(model, [seconds_of_audio(5), seconds_of_audio(5)])
     assert [(s["text"], s["temperature"]) for s in first["segments"]] == [(" Hello", 0.2)]
     assert [(s["text"], s["temperature"]) for s in second["segments"]] == [(" world", 0.0)]
-    assert [len(inference.windows) for inference in model.inferences] == [2, 1]
+    assert [inference.windows for inference in model.inferences] == [[0, 1], [0]]
+    assert model.n_encoded == 2  # the retry reuses the first audio's rows of the encoding
 
 
 @pytest.mark.usefixtures("fake_mel")

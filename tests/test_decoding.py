@@ -32,6 +32,7 @@ from maxwhisper_kernels.decoding import (
     suppressed_tokens,
     top_tokens,
 )
+from maxwhisper_kernels.decoding.loops import LOOP_TOKENS, MAX_PERIOD, loop_periods
 from maxwhisper_kernels.decoding.rules import token_rules
 from maxwhisper_kernels.tokenizer import default_vocab_dir, get_tokenizer
 from maxwhisper_kernels.transcribe import transcribe
@@ -80,6 +81,9 @@ class Features:
     def __init__(self, windows: list[int]):
         self.windows = windows
         self.n_audio = len(windows)
+
+    def subset(self, audios) -> Features:
+        return Features([self.windows[a] for a in audios])
 
 
 class FakeModel:
@@ -491,6 +495,70 @@ def test_beam_search_keeps_every_row_to_the_end():
     results = decode(model, np.zeros((2, 80, 3000), dtype=np.float32), beam_size=2)
     assert [r.text for r in results] == ["Hello", "world Hello" + " world Hello" * 5]
     assert model.inferences[-1].kept == []
+
+
+# --- repetition loops (stop_loops) ---------------------------------------------------------
+
+
+def _shortest_period(row: list[int]) -> int:
+    """From the definition: the least p <= MAX_PERIOD with tail[k] == tail[k - p] for every k."""
+    tail = row[-LOOP_TOKENS:]
+    for p in range(1, MAX_PERIOD + 1):
+        if all(tail[k] == tail[k - p] for k in range(p, len(tail))):
+            return p
+    return 0
+
+
+@given(st.lists(st.lists(st.integers(0, 2), min_size=1, max_size=20), min_size=1, max_size=6), st.data())
+def test_loop_periods_match_the_definition(blocks, data):
+    rows = []
+    for block in blocks:  # a repeated block, sometimes with one token changed
+        row = (block * (LOOP_TOKENS + 5))[: LOOP_TOKENS + 5]
+        if data.draw(st.booleans()):
+            row[data.draw(st.integers(0, len(row) - 1))] = 7
+        rows.append(row)
+    assert loop_periods(np.array(rows)).tolist() == [_shortest_period(row) for row in rows]
+
+
+def _loop_reply(breaks_after: int | None = None) -> list[Reply]:
+    """ " Hello" then " world" over and over, with rivals (so each step's log probability is
+    well below 0); if breaks_after, the loop ends after that many " world"s."""
+    words = [WORLD] * (breaks_after or 400)
+    ending = [PERIOD, ts(2)] if breaks_after else []
+    return [Reply([ts(0), HELLO, *words, *ending], rivals=3)]
+
+
+def test_a_loop_that_goes_on_stops_early_with_the_same_result():
+    loop, short = _loop_reply(), [Reply([ts(0), HELLO, ts(1)])]
+    mel = np.zeros((2, 80, 3000), dtype=np.float32)
+    full_model, stopped_model = FakeModel(replies(loop, short)), FakeModel(replies(loop, short))
+    full = decode(full_model, mel)
+    stopped = decode(stopped_model, mel, stop_loops=True)
+    assert len(full[0].tokens) == 224  # written to the limit
+    for a, b in zip(full, stopped):
+        assert a.tokens == b.tokens and a.text == b.text
+        assert a.compression_ratio == b.compression_ratio
+        assert b.avg_logprob == pytest.approx(a.avg_logprob, rel=1e-12)
+    assert stopped[0].compression_ratio > 2.4 and stopped[0].avg_logprob < -0.5  # still fails
+    # the loop is caught once LOOP_TOKENS written tokens repeat one block
+    assert len(stopped_model.inferences[-1].fed) == LOOP_TOKENS + 2 < len(full_model.inferences[-1].fed)
+
+
+def test_a_loop_that_would_break_off_is_written_out_as_a_loop():
+    """The documented cost: a row that would have left its loop by itself is judged as if it
+    had not (it falls back at a higher temperature, where the loop may well not start)."""
+    mel = np.zeros((1, 80, 3000), dtype=np.float32)
+    full = decode(FakeModel(replies(_loop_reply(breaks_after=60))), mel)[0]
+    stopped = decode(FakeModel(replies(_loop_reply(breaks_after=60))), mel, stop_loops=True)[0]
+    assert full.tokens[-2:] == [PERIOD, ts(2)] and len(full.tokens) == 64
+    assert len(stopped.tokens) == 224 and set(stopped.tokens[2:]) == {WORLD}
+
+
+def test_beam_search_ignores_stop_loops():
+    mel = np.zeros((1, 80, 3000), dtype=np.float32)
+    plain = decode(FakeModel(replies(_loop_reply())), mel, beam_size=2)[0]
+    asked = decode(FakeModel(replies(_loop_reply())), mel, beam_size=2, stop_loops=True)[0]
+    assert asked.tokens == plain.tokens and len(asked.tokens) == 224
 
 
 # --- multilingual models -------------------------------------------------------------------

@@ -44,6 +44,9 @@ class DecodingOptions:
     max_initial_timestamp: float | None = 1.0  # latest time (s) the first segment may start
 
     seed: int | None = None  # of the generator drawing tokens at temperature > 0; None: fresh
+    # a greedy or sampled row repeating one short block of tokens stops early, written out as
+    # if the loop ran to the limit (loops.py); not openai-whisper's, so off by default
+    stop_loops: bool = False
 
 
 @dataclass(frozen=True)

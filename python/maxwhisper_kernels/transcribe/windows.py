@@ -27,20 +27,22 @@ def clip_ranges(clips: str | Sequence[float], content_frames: int) -> list[tuple
 
 
 class EncodedWindows:
-    """A batch of window mels [n, n_mels, N_FRAMES], each subset encoded at most once. The
-    features are opaque outside the model, so the windows that fall back, or one window being
-    word-aligned, get an encoding of their own subset."""
+    """A batch of window mels [n, n_mels, N_FRAMES], encoded once, as a whole. The windows
+    that fall back to a higher temperature, or one window being word-aligned, take their rows
+    of that encoding (a copy of the cross-attention inputs, ~2 MB a window for tiny) rather
+    than an encoder pass of their own (130 ms a window for tiny on 2 cores)."""
 
     def __init__(self, model: WhisperModel, mels: np.ndarray):
         self.model = model
         self.mels = mels
-        self._encoded: dict[tuple[int, ...], AudioFeatures] = {}
+        self._whole: AudioFeatures | None = None
 
     def features(self, indices: Sequence[int]) -> AudioFeatures:
-        key = tuple(indices)
-        if key not in self._encoded:
-            self._encoded[key] = self.model.encode(self.mels[list(key)])
-        return self._encoded[key]
+        if self._whole is None:
+            self._whole = self.model.encode(self.mels)
+        if list(indices) == list(range(len(self.mels))):
+            return self._whole
+        return self._whole.subset(np.asarray(indices, dtype=np.int64))
 
 
 def options_at(decode_options: dict[str, Any], temperature: float) -> DecodingOptions:

@@ -1,0 +1,44 @@
+"""Repetition loops, cut short.
+
+A decoder that falls into writing the same few tokens over and over (" nah nah nah ...") keeps
+at it to its token limit (224 tokens), and the window then fails the compression-ratio test
+and is decoded again at a higher temperature. Meanwhile the looping row holds up the whole
+batch it runs in: on a 166 s recording, one such window took a batch of seven from 101 steps to
+224. With DecodingOptions.stop_loops, a greedy or sampled row whose last LOOP_TOKENS written
+tokens repeat one block of at most MAX_PERIOD tokens stops there, and its tokens and log
+probability are written out as if that block went on repeating to the limit: the compression
+ratio and the average log probability then judge the loop they would have judged, and the
+window falls back as before. A loop that would have broken off by itself is the one case this
+changes, so openai-whisper's decoding (transcribe's default) leaves it off; the batched
+pipeline turns it on.
+
+Timestamp tokens only grow, so a segment said twice over (new times, same words) is no exact
+block repeat and is left alone; so is real speech, which does not say one phrase of up to 16
+tokens three times in a row. Beam search keeps its own ending rules and does not use this.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+LOOP_TOKENS = 48  # written tokens that must repeat one block: 3 blocks of 16, 48 of 1
+MAX_PERIOD = 16
+
+
+def loop_periods(written: np.ndarray) -> np.ndarray:
+    """Per row of written tokens [rows, n >= LOOP_TOKENS], the shortest p <= MAX_PERIOD with
+    which the last LOOP_TOKENS tokens repeat (token k equals token k - p), or 0."""
+    tail = written[:, -LOOP_TOKENS:]
+    periods = np.zeros(len(written), dtype=np.int64)
+    for p in range(MAX_PERIOD, 0, -1):  # the shortest last, so it is the one kept
+        periods[(tail[:, p:] == tail[:, :-p]).all(axis=1)] = p
+    return periods
+
+
+def continue_loop(tokens: np.ndarray, gains: np.ndarray, length: int) -> tuple[np.ndarray, float]:
+    """tokens [n] written on to length by repeating its last len(gains) tokens, and the log
+    probability that adds: the same block's gains [p], step by step, in the same turn."""
+    period, extra = len(gains), length - len(tokens)
+    more = np.resize(tokens[-period:], extra)  # the block, repeated and cut to extra
+    added = (extra // period) * float(gains.sum()) + float(gains[: extra % period].sum())
+    return np.concatenate([tokens, more]), added
