@@ -167,66 +167,6 @@ def test_speech_time_map_by_hand():
     assert times.original(4.3, is_end=True) == 12.0  # never past the speech
 
 
-def _chunk(start_s: float, end_s: float) -> tuple[dict, np.ndarray]:
-    start, end = round(start_s * SAMPLE_RATE), round(end_s * SAMPLE_RATE)
-    return {"start": start, "end": end}, np.arange(start, end, dtype=np.float32)
-
-
-def test_open_audio_is_cut_from_the_window_with_its_original_bounds():
-    from maxwhisper_kernels.pipeline import open_audio
-
-    window = [_chunk(1, 3), _chunk(10, 12)]  # joined: 0-2 s and 2-4 s
-    (bounds, samples), *rest = open_audio(window, round(2.5 * SAMPLE_RATE))
-    assert rest == [] and bounds == {"start": round(10.5 * SAMPLE_RATE), "end": 12 * SAMPLE_RATE}
-    assert samples[0] == bounds["start"] and len(samples) == bounds["end"] - bounds["start"]
-    assert [b for b, _ in open_audio(window, SAMPLE_RATE)] == [{"start": 2 * SAMPLE_RATE, "end": 3 * SAMPLE_RATE}, window[1][0]]
-
-
-class _FakeWindow:
-    """A window "decoded" as one segment of its first 10 s; the rest is left open."""
-
-    def __init__(self, audio: np.ndarray):
-        self.seconds = len(audio) / SAMPLE_RATE
-        self.done, self.seek, self.language = False, 0, "en"
-
-    def decode(self) -> None:
-        said = min(self.seconds, 10.0)
-        self.segments = [{"start": 0.0, "end": said, "text": f" {said:g} s"}]
-        self.done = said == self.seconds
-        self.seek = round(said * 100)  # mel frames
-
-    def result(self) -> dict:
-        return {"segments": self.segments, "language": self.language}
-
-
-def test_open_audio_starts_a_later_window_and_segments_come_out_in_time_order(monkeypatch, capsys):
-    """Chunks at 0-8, 10-18, 20-28 and 30-38 s; windows of at most 30 s, two per batch. The
-    first window (24 s) says 10 s and leaves 12-18 and 20-28 open; they are packed into the next
-    batch, and so on. Segments print and number in time order, each once nothing before it is
-    open any more."""
-    from maxwhisper_kernels import pipeline
-
-    chunks = [_chunk(10 * k, 10 * k + 8) for k in range(4)]
-    batches = []
-    monkeypatch.setattr(pipeline, "speech_chunks", lambda blocks, options: iter(chunks))
-    monkeypatch.setattr(pipeline, "start_transcriptions", lambda model, audios, **o: [_FakeWindow(a) for a in audios])
-
-    def decode_next_windows(model, windows):
-        batches.append([w.seconds for w in windows])
-        for w in windows:
-            w.decode()
-
-    monkeypatch.setattr(pipeline, "decode_next_windows", decode_next_windows)
-    result = pipeline.transcribe_batched(None, np.zeros(40 * SAMPLE_RATE, np.float32), 2, verbose=True)
-    assert batches == [[24.0, 8.0], [14.0], [4.0]]
-    times = [(s["id"], s["start"], s["end"]) for s in result["segments"]]
-    assert times == [(0, 0.0, 12.0), (1, 12.0, 24.0), (2, 24.0, 28.0), (3, 30.0, 38.0)]
-    printed = [line for line in capsys.readouterr().out.splitlines() if "-->" in line]
-    assert [line.split("]")[0] for line in printed] == [
-        "[00:00.000 --> 00:12.000", "[00:12.000 --> 00:24.000", "[00:24.000 --> 00:28.000", "[00:30.000 --> 00:38.000"
-    ]
-
-
 def test_cli_one_file_with_batch_size_runs_the_pipeline(tiny_en, monkeypatch, tmp_path, capsys):
     from maxwhisper_kernels import cli, pipeline
 

@@ -10,16 +10,10 @@ each block goes through the VAD (its recurrent state carried over) and the segme
 speech chunk is cut out as soon as it is final; audio no chunk can still reach is let go. The
 sequential path (``vad_filter=True``) then holds only the joined speech. The batched path
 packs the chunks into windows of at most 30 s and decodes ``batch_size`` windows at a time
-(log-mel, encoder and decoder per batch), so it holds about ``batch_size`` windows and one
-block, whatever the length of the recording. Each window is decoded with timestamp tokens, so
-segments keep Whisper's own boundaries (not one segment per window: a 30 s window holds several
-sentences), mapped back through that window's chunks.
-
-A window whose text ends on a segment's closing timestamp with audio after it left that audio
-unsaid (openai-whisper decodes it again from there). That open audio goes back in front of the
-chunks still to pack and starts one of the next windows, beside new speech, so it costs a
-share of a window, not an encoder pass and a decoder run of its own: on the 11-minute test
-recording about one window in two left audio open.
+through ``transcribe_batch`` (log-mel, encoder and decoder per batch), so it holds about
+``batch_size`` windows and one block, whatever the length of the recording. Each window is
+decoded with timestamp tokens, so segments keep Whisper's own boundaries (not one segment per
+window: a 30 s window holds several sentences), mapped back through that window's chunks.
 """
 
 from __future__ import annotations
@@ -34,8 +28,8 @@ from typing import Any
 import numpy as np
 import tqdm
 
-from .audio import CHUNK_LENGTH, HOP_LENGTH, SAMPLE_RATE, AudioStream, check_audio_array
-from .transcribe import decode_next_windows, start_transcriptions, transcribe
+from .audio import CHUNK_LENGTH, SAMPLE_RATE, AudioStream, check_audio_array
+from .transcribe import transcribe, transcribe_batch
 from .vad.timestamps import SpeechSegmenter, VadOptions
 from .vad.weights import WINDOW
 from .writers import format_timestamp
@@ -160,59 +154,20 @@ def transcribe_speech(
     return result
 
 
-class _WindowPacker:
-    """Speech chunks grouped greedily into windows of at most 30 s of speech: first the audio
-    that earlier windows left open, then new chunks from the VAD."""
-
-    LIMIT = CHUNK_LENGTH * SAMPLE_RATE
-
-    def __init__(self, chunks: Iterator[Chunk]):
-        self.chunks = chunks
-        self.pending: collections.deque[Chunk] = collections.deque()
-
-    def put_back(self, chunks: list[Chunk]) -> None:
-        """Chunks to pack before any other; they are earlier than all still pending."""
-        self.pending.extendleft(reversed(chunks))
-
-    def window(self) -> list[Chunk]:
-        """The next window; empty once everything is packed."""
-        window: list[Chunk] = []
-        length = 0
-        while (chunk := self.pending.popleft() if self.pending else next(self.chunks, None)) is not None:
-            if window and length + len(chunk[1]) > self.LIMIT:
-                self.pending.appendleft(chunk)
-                break
-            window.append(chunk)
-            length += len(chunk[1])
-        return window
-
-
-def open_audio(window: list[Chunk], sample: int) -> list[Chunk]:
-    """The window's chunks from a sample of its joined audio on, with their original bounds."""
-    rest, offset = [], 0
-    for bounds, samples in window:
-        if offset + len(samples) > sample:
-            cut = max(sample - offset, 0)
-            rest.append(({"start": bounds["start"] + cut, "end": bounds["end"]}, samples[cut:]))
-        offset += len(samples)
-    return rest
-
-
-def _decode_windows(model, windows: list[list[Chunk]], options: dict) -> tuple[list[dict], list[Chunk], str]:
-    """One decoding of each window, as a batch: the segments (original times), the audio the
-    windows left open and the first window's language. A window that made no progress at all leaves nothing open (it would
-    come back the same for ever)."""
-    audios = [np.concatenate([samples for _, samples in window]) for window in windows]
-    transcriptions = start_transcriptions(model, audios, **options)
-    decode_next_windows(model, transcriptions)
-    segments, left_open = [], []
-    for window, transcription in zip(windows, transcriptions):
-        found = transcription.result()["segments"]
-        _restore_times(found, _SpeechTimeMap([chunk for chunk, _ in window]))
-        segments += found
-        if not transcription.done and transcription.seek > 0:
-            left_open += open_audio(window, transcription.seek * HOP_LENGTH)
-    return segments, left_open, transcriptions[0].language
+def speech_windows(chunks: Iterable[Chunk]) -> Iterator[list[Chunk]]:
+    """Consecutive speech chunks grouped greedily into windows of at most 30 s of speech."""
+    limit = CHUNK_LENGTH * SAMPLE_RATE
+    window: list[Chunk] = []
+    length = 0
+    for chunk in chunks:
+        size = len(chunk[1])
+        if window and length + size > limit:
+            yield window
+            window, length = [], 0
+        window.append(chunk)
+        length += size
+    if window:
+        yield window
 
 
 def transcribe_batched(
@@ -230,9 +185,8 @@ def transcribe_batched(
 
     As faster-whisper's batched pipeline: VAD defaults to 160 ms of silence between chunks and
     chunks never exceed the window; windows are independent (no previous-text prompt).
-    verbose: True prints each segment (original times) once no open audio can come before it,
-    False shows a progress bar over the audio's duration (unless progress is False), None
-    prints nothing.
+    verbose: True prints each segment (original times) as its batch is done, False shows a
+    progress bar over the audio's duration (unless progress is False), None prints nothing.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -240,36 +194,36 @@ def transcribe_batched(
     vad_options = VadOptions(**vad_fields)
     # a window caught in a repetition loop stops early rather than holding its batch to the
     # token limit (decoding/loops.py); stop_loops=False turns that off
-    options = {"stop_loops": True, **options, "condition_on_previous_text": False, "verbose": None}
+    options = {"stop_loops": True, **options, "condition_on_previous_text": False, "verbose": None, "progress": False}
     seconds, blocks = _blocks(audio)
-    packer = _WindowPacker(speech_chunks(blocks, vad_options))
-    segments: list[dict] = []  # final, in time order
-    held: list[dict] = []  # decoded, but open audio before them is still to come
+    segments: list[dict] = []
     language = None
 
     with tqdm.tqdm(total=seconds and round(seconds, 2), unit="s", disable=verbose is not False or not progress) as bar:
-        while True:
-            windows = []
-            while len(windows) < batch_size and (window := packer.window()):
-                windows.append(window)
-            if not windows:
-                break
-            decoded, left_open, first_language = _decode_windows(model, windows, options)
-            language = language or first_language
-            packer.put_back(left_open)
-            held += decoded
-            # everything before the earliest open audio is final
-            final_until = left_open[0][0]["start"] / SAMPLE_RATE if left_open else float("inf")
-            ready = sorted((s for s in held if s["start"] < final_until), key=lambda s: (s["start"], s["end"]))
-            held = [s for s in held if s["start"] >= final_until]
-            for segment in ready:
-                segment["id"] = len(segments)
-                segments.append(segment)
-                if verbose:
-                    start, end = format_timestamp(segment["start"]), format_timestamp(segment["end"])
-                    print(f"[{start} --> {end}] {segment['text']}")
-            reached = min(final_until, windows[-1][-1][0]["end"] / SAMPLE_RATE)
+
+        def decode(windows: list[list[Chunk]]) -> None:
+            nonlocal language
+            audios = [np.concatenate([samples for _, samples in window]) for window in windows]
+            for window, result in zip(windows, transcribe_batch(model, audios, **options)):
+                _restore_times(result["segments"], _SpeechTimeMap([chunk for chunk, _ in window]))
+                for segment in result["segments"]:
+                    segment["id"] = len(segments)
+                    segments.append(segment)
+                    if verbose:
+                        start, end = format_timestamp(segment["start"]), format_timestamp(segment["end"])
+                        print(f"[{start} --> {end}] {segment['text']}")
+                language = language or result["language"]
+            reached = windows[-1][-1][0]["end"] / SAMPLE_RATE
             bar.update(max(0.0, min(reached, bar.total or reached) - bar.n))
+
+        waiting: list[list[Chunk]] = []
+        for window in speech_windows(speech_chunks(blocks, vad_options)):
+            waiting.append(window)
+            if len(waiting) == batch_size:
+                decode(waiting)
+                waiting = []
+        if waiting:
+            decode(waiting)
         if bar.total:
             bar.update(bar.total - bar.n)
     if not segments and language is None:
