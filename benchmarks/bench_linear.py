@@ -13,6 +13,7 @@ from max.dtype import DType
 from max.graph import TensorType
 from maxwhisper_kernels import custom_ops
 from maxwhisper_kernels.graph.parameters import quantize_rows
+from maxwhisper_kernels.ops import pack_int8_matrix
 
 # name: (rows, d_in, d_out)
 SHAPES = {
@@ -25,9 +26,10 @@ NOTES = [
     "K*N*4 bytes in float32, 2 in float16, 1 in int8 (+ 4*N of row scales); the vocabulary "
     "projection reads 80 / 40 / 20 MB, which does not fit in cache, so GB/s = weight bytes / time "
     "is what to hold against the DRAM figure.",
-    "Custom linear: kernels/linear.mojo, weights [N, K] as stored for the decoder (float16 is "
-    "exact for the CTranslate2 checkpoints; int8 is compute_type=\"int8\", so its error column "
-    "shows the quantization, not the kernel).",
+    "Custom linear: kernels/linear.mojo, weights [N, K] as stored for the default decoder "
+    "(float16 is exact for the CTranslate2 checkpoints). int8 GEMM: kernels/matmul_int8.mojo, "
+    "what a compute_type=\"int8\" decoder runs (weights packed, x quantized per row inside the "
+    "op), so its error column shows the quantization, not the kernel.",
     "MAX built-in: x @ W with W [K, N] float32 (MAX's float16 matmul is far slower on this CPU).",
 ]
 
@@ -42,9 +44,14 @@ def make_cases() -> list[Case]:
 
     fp16 = compile_graph("bench_linear_fp16", types(DType.float16), custom_ops.linear, custom=True)
     int8 = compile_graph(
-        "bench_linear_int8",
-        [*types(DType.int8), TensorType(DType.float32, ["N"], DEVICE)],
-        custom_ops.linear,
+        "bench_linear_int8_gemm",
+        [
+            TensorType(DType.float32, ["M", "K"], DEVICE),
+            TensorType(DType.int8, ["P", "G"], DEVICE),
+            TensorType(DType.float32, ["N"], DEVICE),
+            TensorType(DType.float32, ["N"], DEVICE),
+        ],
+        custom_ops.matmul_int8,
         custom=True,
     )
     builtin = compile_graph(
@@ -58,13 +65,14 @@ def make_cases() -> list[Case]:
         x = rng.standard_normal((m, k), dtype=np.float32)
         w16 = (rng.standard_normal((n, k)) * 0.05).astype(np.float16)
         w32t = np.ascontiguousarray(w16.astype(np.float32).T)
-        w8, scale = quantize_rows(w16.astype(np.float32))
+        values, scale = quantize_rows(w16.astype(np.float32))
+        packed = pack_int8_matrix(values)
         bias = np.zeros(n, np.float32)
         case = Case(name, f"x [{m}, {k}], W [{n}, {k}]", 2.0 * m * k * n, "flop",
                     x.astype(np.float64) @ w16.astype(np.float64).T)
         case.contenders = [
             max_contender("custom linear, float16 W", "custom", fp16, x, w16, bias),
-            max_contender("custom linear, int8 W", "custom_int8", int8, x, w8, bias, scale),
+            max_contender("int8 GEMM, packed int8 W", "int8_gemm", int8, x, packed, scale, bias),
             max_contender("MAX matmul, float32 W", "max", builtin, x, w32t),
             Contender("NumPy f32", "numpy32", lambda x=x, w=w32t: x @ w),
         ]

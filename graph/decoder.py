@@ -137,6 +137,6 @@ def build_decoder_step(
             packed = w("decoder.token_embedding.packed", *packed_int8_shape(dims.n_vocab, d), dtype=DType.int8)
             logits = custom_ops.matmul_int8(h, packed, embedding_scale)
         else:
-            logits = custom_ops.linear(h, embedding, scale=embedding_scale)
+            logits = custom_ops.linear(h, embedding)
         graph.output(logits, *cross_weights)
     return graph

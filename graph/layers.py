@@ -44,7 +44,7 @@ def linear(x: TensorValue, w: Weights, name: str, d_in: int, d_out: int, bias: b
         return custom_ops.matmul_int8(x, packed, w(f"{name}.weight_scale", d_out), b)
     weight = w(f"{name}.weight", d_out, d_in, dtype=w.matrix_dtype)
     b = w(f"{name}.bias", d_out) if bias else None
-    return custom_ops.linear(x, weight, b, row_scale(w, name, d_out))
+    return custom_ops.linear(x, weight, b)
 
 
 def cross_kv_dtype(int8: bool) -> DType:

@@ -1,14 +1,12 @@
 # Matrix-vector style linear layer for the decoder: y = x @ w^T + b.
 #
-# Op "linear": x [M, K] float32, w [N, K] (float32, float16 or int8, PyTorch's
-# layout: one output feature per row), b [N] float32, scale [N] or [0]
-# float32 -> y [M, N] float32 = (x @ w^T) * scale + b (no scale when empty:
-# int8 weights come with one scale per row, w = scale * int8).
+# Op "linear": x [M, K] float32, w [N, K] (float32 or float16, PyTorch's
+# layout: one output feature per row), b [N] float32 -> y [M, N] float32.
 # The decoder feeds a handful of rows per step (one per beam), so the layer is
 # bound by reading w: rows of w are split across the cores, each row is read
 # once for all M rows of x, and float16 weights (exact for checkpoints stored
-# in float16, such as the CTranslate2 packages) halve the bytes read, int8
-# (opt-in, compute_type="int8") quarter them.
+# in float16, such as the CTranslate2 packages) halve the bytes read.
+# (compute_type="int8" decoders use the int8 GEMM, matmul_int8.mojo.)
 # Products accumulate in float32, four weight rows at a time so the four FMA
 # chains run in parallel. With several rows of x (beams, a batch of windows)
 # a tile of MR of them shares each loaded and widened weight vector: MR x 4
@@ -112,7 +110,6 @@ struct Linear:
         x: InputTensor[dtype=F32, rank=2, ...],
         w: InputTensor[rank=2, ...],
         b: InputTensor[dtype=F32, rank=1, ...],
-        scale: InputTensor[dtype=F32, rank=1, ...],
         ctx: DeviceContext,
     ) raises:
         comptime if target != "cpu" and target != "gpu":
@@ -124,37 +121,31 @@ struct Linear:
         var wp = w.unsafe_ptr()
         var bp = b.unsafe_ptr()
         var yp = y.unsafe_ptr()
-        var scaled = scale.dim_size(0) > 0
-        if scaled and scale.dim_size(0) != N:
-            raise Error("linear: ", scale.dim_size(0), " scales for ", N, " weight rows")
-        var sp = scale.unsafe_ptr()
         comptime if target == "gpu":
-            linear_gpu[w.dtype](xp, wp, bp, sp, yp, M, K, N, scaled, ctx)
+            linear_gpu[w.dtype](xp, wp, bp, yp, M, K, N, ctx)
             return
 
-        def rows(item: Int) {xp, wp, bp, yp, sp, scaled, M, K, N}:
+        def rows(item: Int) {xp, wp, bp, yp, M, K, N}:
             var start = item * CHUNK
             var stop = min(N, start + CHUNK)
             var n = start
             while n + ROWS <= stop:
                 var bias = bp.unsafe_load[width=ROWS](n)
-                var row_scale = sp.unsafe_load[width=ROWS](n) if scaled else SIMD[F32, ROWS](1)
                 var m = 0
                 while m + MR <= M:
                     var tile = _dots_tile(xp.unsafe_offset(m * K), wp.unsafe_offset(n * K), K)
                     comptime for i in range(MR):
-                        yp.unsafe_store((m + i) * N + n, tile[i] * row_scale + bias)
+                        yp.unsafe_store((m + i) * N + n, tile[i] + bias)
                     m += MR
                 while m < M:
                     var d = _dots(xp.unsafe_offset(m * K), wp.unsafe_offset(n * K), K)
-                    yp.unsafe_store(m * N + n, d * row_scale + bias)
+                    yp.unsafe_store(m * N + n, d + bias)
                     m += 1
                 n += ROWS
             while n < stop:
-                var row_scale = sp.unsafe_load(n) if scaled else Float32(1)
                 for m in range(M):
                     var d = _dot(xp.unsafe_offset(m * K), wp.unsafe_offset(n * K), K)
-                    yp.unsafe_store(m * N + n, d * row_scale + bp.unsafe_load(n))
+                    yp.unsafe_store(m * N + n, d + bp.unsafe_load(n))
                 n += 1
 
         var items = ceildiv(N, CHUNK)

@@ -1,9 +1,8 @@
-# GPU branch of "linear": y [M, N] = (x [M, K] @ w [N, K]^T) * scale + b, w
-# float32, float16 or int8 (scale [N] per row, or [0] for none), as in
-# linear.mojo.
+# GPU branch of "linear": y [M, N] = x [M, K] @ w [N, K]^T + b, w float32 or
+# float16, as in linear.mojo.
 # Decoder steps feed a few rows (one per beam), so the layer is bound by
 # reading w once: one warp per weight row, each lane streaming 16-byte
-# chunks of the row (4 float32, 8 float16 or 16 int8 weights per load) and
+# chunks of the row (4 float32 or 8 float16 weights per load) and
 # multiplying each chunk into MB rows of x at a time (x is small and stays in
 # L1/L2); a butterfly sum over the warp gives the dot products. Rows of x
 # beyond MB re-read w from L2: the kernel is meant for few rows (the
@@ -33,12 +32,10 @@ def _linear_kernel[
     x: Pointer[Float32, MutAnyOrigin],
     w: Pointer[Scalar[wtype], MutAnyOrigin],
     b: Pointer[Float32, MutAnyOrigin],
-    scale: Pointer[Float32, MutAnyOrigin],
     y: Pointer[Float32, MutAnyOrigin],
     M: Int32,
     K: Int32,
     N: Int32,
-    scaled: Int32,
 ):
     comptime VW = 16 // size_of[wtype]()  # weights per 16-byte load
     var tid = Int32(thread_idx.x)
@@ -47,7 +44,6 @@ def _linear_kernel[
     if n >= N:
         return
     var row = Int64(n) * Int64(K)
-    var row_scale = scale.unsafe_load(Int(n)) if scaled != 0 else Float32(1)
     var bias = b.unsafe_load(Int(n))
     # 16-byte loads need every row to start 16-byte aligned: K % VW == 0.
     var vector = K % Int32(VW) == 0
@@ -75,7 +71,7 @@ def _linear_kernel[
         comptime for mm in range(MB):
             var d = warp_sum(acc[mm].reduce_add())
             if lane == 0 and m0 + Int32(mm) < M:
-                y.unsafe_store(Int(Int64(m0 + Int32(mm)) * Int64(N) + Int64(n)), d * row_scale + bias)
+                y.unsafe_store(Int(Int64(m0 + Int32(mm)) * Int64(N) + Int64(n)), d + bias)
         m0 += Int32(MB)
 
 
@@ -85,18 +81,16 @@ def linear_gpu[
     x: Pointer[Float32, MutAnyOrigin],
     w: Pointer[Scalar[wtype], MutAnyOrigin],
     b: Pointer[Float32, MutAnyOrigin],
-    scale: Pointer[Float32, MutAnyOrigin],
     y: Pointer[Float32, MutAnyOrigin],
     M: Int,
     K: Int,
     N: Int,
-    scaled: Bool,
     ctx: DeviceContext,
 ) raises:
     """Op "linear" on the GPU (shapes as in linear.mojo)."""
     if M == 0 or N == 0:
         return
     ctx.enqueue_function[_linear_kernel[wtype]](
-        x, w, b, scale, y, Int32(M), Int32(K), Int32(N), Int32(1) if scaled else Int32(0),
+        x, w, b, y, Int32(M), Int32(K), Int32(N),
         grid_dim=ceildiv(N, WARPS), block_dim=TPB,
     )

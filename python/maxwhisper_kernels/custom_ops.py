@@ -97,21 +97,17 @@ def cached_attention(
     )[0].tensor
 
 
-def linear(
-    x: TensorValue, weight: TensorValue, bias: TensorValue | None = None, scale: TensorValue | None = None
-) -> TensorValue:
-    """x @ weight^T * scale + bias with weight [N, K] in float32, float16 or
-    int8 (PyTorch's layout; int8 with one float32 scale per row [N]), for the
-    few-row matmuls of a decoder step; x has any rank. No bias: zeros."""
+def linear(x: TensorValue, weight: TensorValue, bias: TensorValue | None = None) -> TensorValue:
+    """x @ weight^T + bias with weight [N, K] in float32 or float16 (PyTorch's
+    layout), for the few-row matmuls of a decoder step; x has any rank. No
+    bias: zeros."""
     rows = _rows(x)
     if bias is None:
         bias = ops.constant(np.zeros(int(weight.shape[0]), np.float32), DType.float32, x.device)
-    if scale is None:
-        scale = ops.constant(np.zeros(0, np.float32), DType.float32, x.device)
     y = ops.custom(
         name="linear",
         device=x.device,
-        values=[rows, weight, bias, scale],
+        values=[rows, weight, bias],
         out_types=[TensorType(DType.float32, [rows.shape[0], weight.shape[0]], x.device)],
     )[0].tensor
     return ops.reshape(y, [*x.shape[:-1], weight.shape[0]])

@@ -124,21 +124,17 @@ HARNESSES = {
         + "    LogMel.execute[target=\"gpu\"](out, audio, filters, ctx)\n",
     ),
     # A 5-beam decoder step through the vocabulary projection, in each
-    # weight type the decoder stores (float32, float16, int8 with scales).
+    # weight type the default decoder stores (float32, float16).
     "linear": (
         "from kernels.linear import Linear\nfrom extensibility import StaticTensorSpec as S",
         _tensor("x", "InputTensor", (5, 384))
         + _tensor("w", "InputTensor", (51864, 384))
         + _tensor("b", "InputTensor", (51864,))
-        + _tensor("sc", "InputTensor", (51864,))
         + _tensor("y", "OutputTensor", (5, 51864))
         + "    var wh_buf = ctx.enqueue_create_buffer[DType.float16](51864 * 384)\n"
         + "    var wh = InputTensor[static_spec=S[DType.float16, 2].get_unknown()](wh_buf.unsafe_ptr(), IndexList[2](51864, 384))\n"
-        + "    var wq_buf = ctx.enqueue_create_buffer[DType.int8](51864 * 384)\n"
-        + "    var wq = InputTensor[static_spec=S[DType.int8, 2].get_unknown()](wq_buf.unsafe_ptr(), IndexList[2](51864, 384))\n"
-        + "    Linear.execute[target=\"gpu\"](y, x, w, b, sc, ctx)\n"
-        + "    Linear.execute[target=\"gpu\"](y, x, wh, b, sc, ctx)\n"
-        + "    Linear.execute[target=\"gpu\"](y, x, wq, b, sc, ctx)\n",
+        + "    Linear.execute[target=\"gpu\"](y, x, w, b, ctx)\n"
+        + "    Linear.execute[target=\"gpu\"](y, x, wh, b, ctx)\n",
     ),
 }
 

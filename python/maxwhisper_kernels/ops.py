@@ -259,28 +259,20 @@ def _compiled_cached_attention(scale: float, target: str = "cpu") -> Model:
     return load_graph(session(target), "cached_attention", _description(f"scale={scale!r}", target), build)[0]
 
 
-def linear(
-    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, scale: np.ndarray | None = None
-) -> np.ndarray:
-    """x @ weight.T * scale + bias for x [M, K] and weight [N, K] (float32, or
-    float16 to halve the bytes read, or int8 with one float32 scale per row
-    [N] to quarter them); the result is float32."""
+def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """x @ weight.T + bias for x [M, K] and weight [N, K] (float32, or float16
+    to halve the bytes read); the result is float32. (int8 weights go through
+    matmul_int8.)"""
     x = _float32("x", x, 2)
     weight = np.asarray(weight)
-    if weight.dtype not in (np.float16, np.float32, np.int8) or weight.ndim != 2:
-        raise ValueError(f"weight must be a 2-D float16, float32 or int8 array, got {weight.dtype} {weight.shape}")
-    if (weight.dtype == np.int8) != (scale is not None):
-        raise ValueError("int8 weights need one scale per row, and only they take scales")
+    if weight.dtype not in (np.float16, np.float32) or weight.ndim != 2:
+        raise ValueError(f"weight must be a 2-D float16 or float32 array, got {weight.dtype} {weight.shape}")
     bias = np.zeros(weight.shape[0], np.float32) if bias is None else _float32("bias", bias, 1)
-    scale = np.zeros(0, np.float32) if scale is None else _float32("scale", scale, 1)
-    if weight.shape[1] != x.shape[1] or bias.shape != (weight.shape[0],) or scale.shape not in ((0,), bias.shape):
-        raise ValueError(
-            f"x {x.shape}, weight {weight.shape}, bias {bias.shape} and scale {scale.shape} "
-            "do not fit x @ weight.T * scale + bias"
-        )
+    if weight.shape[1] != x.shape[1] or bias.shape != (weight.shape[0],):
+        raise ValueError(f"x {x.shape}, weight {weight.shape} and bias {bias.shape} do not fit x @ weight.T + bias")
     if 0 in x.shape or 0 in weight.shape:
         raise ValueError(f"x {x.shape} and weight {weight.shape} must not be empty")
-    return _run("linear", custom_ops.linear, x, weight, bias, scale)[0]
+    return _run("linear", custom_ops.linear, x, weight, bias)[0]
 
 
 PACK_PANEL = 16  # output channels per panel of the packed int8 layout
