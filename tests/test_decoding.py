@@ -24,6 +24,7 @@ from maxwhisper_kernels.decoding import (
     Sampler,
     TokenRules,
     best_candidates,
+    chosen_log_probs,
     compression_ratio,
     decode,
     detect_language,
@@ -320,6 +321,17 @@ def test_log_softmax_is_stable_and_keeps_masked_tokens():
     logprobs = log_softmax(np.array([[1000.0, 1000.0, -np.inf]]))
     np.testing.assert_allclose(logprobs[0, :2], math.log(0.5))
     assert logprobs[0, 2] == -np.inf
+
+
+@given(st.integers(1, 9), st.integers(2, 300), st.integers(0, 2**32 - 1), st.floats(0.1, 50))
+def test_chosen_log_probs_are_log_softmax_bit_for_bit(rows, vocab, seed, spread):
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal((rows, vocab)) * spread
+    logits[rng.random((rows, vocab)) < 0.3] = -np.inf  # barred tokens
+    logits[:, 0] = rng.standard_normal(rows)  # every row keeps an allowed token
+    chosen = np.array([rng.choice(np.flatnonzero(np.isfinite(row))) for row in logits])
+    expected = log_softmax(logits)[np.arange(rows), chosen]
+    assert np.array_equal(chosen_log_probs(logits, chosen), expected)
 
 
 def test_greedy_decoder_picks_argmax_and_freezes_finished_rows():

@@ -18,7 +18,7 @@ from .interface import (
 from .language import detect_language
 from .options import DecodingOptions, DecodingResult, compression_ratio
 from .rules import TokenRules, suppressed_tokens, timestamp_grammar
-from .search import BeamSearch, Sampler, best_candidates, log_softmax, top_tokens
+from .search import BeamSearch, Sampler, best_candidates, chosen_log_probs, log_softmax, top_tokens
 from .window import DecodingPlan, decode, decode_batch, plan_decoding, run_plan
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "decode_batch",
     "detect_language",
     "get_model_tokenizer",
+    "chosen_log_probs",
     "log_softmax",
     "plan_decoding",
     "run_plan",

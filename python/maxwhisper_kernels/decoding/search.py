@@ -23,6 +23,18 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+def chosen_log_probs(logits: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """log_softmax(logits)[row, chosen[row]] for every row, bit for bit (the same operations on
+    the same numbers), without writing out the whole table: the exponentials overwrite the
+    shifted logits in place. 8 rows of 51864: 0.8 ms against 2.9 ms for the full table, most
+    of which is the fresh memory for two more tables."""
+    x = np.asarray(logits, dtype=np.float64)
+    shifted = x - x.max(axis=-1, keepdims=True)
+    picked = shifted[np.arange(len(chosen)), chosen]
+    np.exp(shifted, out=shifted)
+    return picked - np.log(shifted.sum(axis=-1))
+
+
 def draw(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> np.ndarray:
     """One token per row from softmax(logits / temperature), by a single uniform number per
     row against the running sum of probabilities: Gumbel-max would need two logarithms per
@@ -53,7 +65,7 @@ class Sampler:
         else:
             chosen = draw(logits, self.temperature, self.rng)
         ended = tokens[:, -1] == self.eot
-        gained = log_softmax(logits)[np.arange(len(chosen)), chosen]
+        gained = chosen_log_probs(logits, chosen)
         sum_logprobs += np.where(ended, 0.0, gained)
         chosen[ended] = self.eot
         tokens = np.concatenate([tokens, chosen[:, None]], axis=-1)
