@@ -42,3 +42,40 @@ def continue_loop(tokens: np.ndarray, gains: np.ndarray, length: int) -> tuple[n
     more = np.resize(tokens[-period:], extra)  # the block, repeated and cut to extra
     added = (extra // period) * float(gains.sum()) + float(gains[: extra % period].sum())
     return np.concatenate([tokens, more]), added
+
+
+class LoopStopper:
+    """Watches the rows of one sampled decoding: stops those caught in a loop (their
+    <|endoftext|> written in place of the last token, so the step loop lets them go) and keeps
+    their tokens, written out to full_length, for write_out."""
+
+    def __init__(self, sample_begin: int, full_length: int, eot: int):
+        self.begin = sample_begin  # where the written tokens start
+        self.full_length = full_length  # the length a row that never ends reaches
+        self.eot = eot
+        self.recent_sums: list[np.ndarray] = []  # after each of the last MAX_PERIOD + 1 steps
+        self.stopped: dict[int, np.ndarray] = {}  # batch row: its tokens, written to the end
+
+    def check(self, live: np.ndarray, tokens: np.ndarray, sums: np.ndarray) -> bool:
+        """After a step: tokens [live rows, n], live their rows in the whole batch, sums the
+        whole batch's log probabilities (a stopped row's gets the loop's rest added). True if
+        every live row has now ended."""
+        self.recent_sums = [*self.recent_sums[-MAX_PERIOD:], sums.copy()]
+        if tokens.shape[-1] - self.begin < LOOP_TOKENS:
+            return False
+        periods = loop_periods(tokens)
+        periods[tokens[:, -1] == self.eot] = 0
+        for row in np.flatnonzero(periods):
+            period, whole_row = int(periods[row]), int(live[row])
+            gains = np.diff([s[whole_row] for s in self.recent_sums[-period - 1 :]])
+            self.stopped[whole_row], added = continue_loop(tokens[row], gains, self.full_length)
+            sums[whole_row] += added
+            tokens[row, -1] = self.eot
+        return bool((tokens[:, -1] == self.eot).all())
+
+    def write_out(self, written: np.ndarray) -> int:
+        """Puts the stopped rows' tokens in written [batch, >= full_length]; returns the
+        longest one's length (0 if none stopped)."""
+        for row, row_tokens in self.stopped.items():
+            written[row, : len(row_tokens)] = row_tokens
+        return max((len(t) for t in self.stopped.values()), default=0)

@@ -24,7 +24,7 @@ from .interface import (
     get_model_tokenizer,
 )
 from .language import language_scores
-from .loops import LOOP_TOKENS, MAX_PERIOD, continue_loop, loop_periods
+from .loops import LoopStopper
 from .options import DecodingOptions, DecodingResult, compression_ratio, validate
 from .rules import TokenRules, token_rules
 from .search import BeamSearch, Sampler, best_candidates, log_softmax
@@ -114,7 +114,11 @@ def _write(
     no_speech = [np.nan] * len(tokens)
     written = np.full((len(tokens), plan.n_ctx + 1), eot, dtype=tokens.dtype)
     live = np.arange(len(tokens))  # the rows still stepped, as rows of the whole batch
-    loops = _LoopStopper(plan, len(tokens)) if plan.options.stop_loops and isinstance(search, Sampler) else None
+    loops = None
+    if plan.options.stop_loops and isinstance(search, Sampler):
+        # the length a row that never ends reaches: the step limit or the context, first
+        full_length = min(plan.sample_begin + plan.sample_len, plan.n_ctx + 1)
+        loops = LoopStopper(plan.sample_begin, full_length, eot)
     for step in range(plan.sample_len):
         if step == 0:
             # the first call also reads the prediction after <|sot|>: the no-speech odds
@@ -140,40 +144,6 @@ def _write(
     if loops is not None:
         width = max(width, loops.write_out(written))
     return written[:, :width], sums, no_speech
-
-
-class _LoopStopper:
-    """Stops the rows caught in a repetition loop (see loops.py) and writes them out."""
-
-    def __init__(self, plan: DecodingPlan, n_rows: int):
-        self.begin = plan.sample_begin
-        # the length a row that never ends reaches: the step limit or the context, first
-        self.full_length = min(plan.sample_begin + plan.sample_len, plan.n_ctx + 1)
-        self.recent_sums: list[np.ndarray] = []  # after each of the last MAX_PERIOD steps
-        self.stopped: dict[int, np.ndarray] = {}  # batch row: its tokens, written to the end
-        self.eot = plan.tokenizer.eot
-
-    def check(self, live: np.ndarray, tokens: np.ndarray, sums: np.ndarray) -> bool:
-        """Stops looping rows: their tokens and sums are kept here, the row itself ends
-        (<|endoftext|> in place of its last token). True if that ended every row."""
-        self.recent_sums = [*self.recent_sums[-MAX_PERIOD:], sums.copy()]
-        if tokens.shape[-1] - self.begin < LOOP_TOKENS:
-            return False
-        periods = loop_periods(tokens)
-        periods[tokens[:, -1] == self.eot] = 0
-        for row in np.flatnonzero(periods):
-            period, whole_row = int(periods[row]), int(live[row])
-            gains = np.diff([s[whole_row] for s in self.recent_sums[-period - 1 :]])
-            self.stopped[whole_row], added = continue_loop(tokens[row], gains, self.full_length)
-            sums[whole_row] += added
-            tokens[row, -1] = self.eot
-        return bool((tokens[:, -1] == self.eot).all())
-
-    def write_out(self, written: np.ndarray) -> int:
-        """Puts the stopped rows' tokens in written; returns the longest row's length."""
-        for row, row_tokens in self.stopped.items():
-            written[row, : len(row_tokens)] = row_tokens
-        return max((len(t) for t in self.stopped.values()), default=0)
 
 
 def _drop_ended(
