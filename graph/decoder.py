@@ -44,6 +44,7 @@ from .layers import (
     linear,
     merge_heads,
     mlp,
+    packed_rows,
     row_scale,
     split_heads,
 )
@@ -87,8 +88,8 @@ def build_decoder_step(
     embedding included): float16 halves what each step reads. int8 (a scale
     per row) quarters it and makes every linear layer the int8 GEMM with
     rows quantized as the step runs (matmul_int8, as the int8 encoder): the
-    embedding is then held twice, row-major for the token lookup and packed
-    for the vocabulary projection."""
+    embedding is then held once, packed, and the token lookup reads its rows
+    out of that layout (layers.packed_rows)."""
     d, n_head, n_layer = dims.n_text_state, dims.n_text_head, dims.n_text_layer
     d_head = d // n_head
     w = Weights(device, PACKED_INT8 if matrix_dtype == DType.int8 else matrix_dtype)
@@ -111,11 +112,14 @@ def build_decoder_step(
         caches = [value.buffer for value in graph.inputs[5 : 5 + 2 * n_layer]]
         audio = [value.tensor for value in graph.inputs[5 + 2 * n_layer :]]
 
-        embedding = w("decoder.token_embedding.weight", dims.n_vocab, d, dtype=matrix_dtype)
         embedding_scale = row_scale(w, "decoder.token_embedding", dims.n_vocab)
-        x = ops.cast(ops.gather(embedding, tokens, axis=0), DType.float32)
-        if embedding_scale is not None:
+        if w.matrix_dtype == PACKED_INT8:  # one copy of the embedding: packed, for both uses
+            packed = w("decoder.token_embedding.packed", *packed_int8_shape(dims.n_vocab, d), dtype=DType.int8)
+            x = ops.cast(packed_rows(packed, tokens, d), DType.float32)
             x = x * ops.unsqueeze(ops.gather(embedding_scale, tokens, axis=0), -1)
+        else:
+            embedding = w("decoder.token_embedding.weight", dims.n_vocab, d, dtype=matrix_dtype)
+            x = ops.cast(ops.gather(embedding, tokens, axis=0), DType.float32)
         x = x + ops.gather(w("decoder.positional_embedding", dims.n_text_ctx, d), positions, axis=0)
 
         cross_weights = []
@@ -134,7 +138,6 @@ def build_decoder_step(
         # The output projection is tied to the token embedding.
         h = ops.gather(h, picked, axis=1)
         if w.matrix_dtype == PACKED_INT8:
-            packed = w("decoder.token_embedding.packed", *packed_int8_shape(dims.n_vocab, d), dtype=DType.int8)
             logits = custom_ops.matmul_int8(h, packed, embedding_scale)
         else:
             logits = custom_ops.linear(h, embedding)

@@ -6,7 +6,9 @@ from max.dtype import DType
 from max.graph import DeviceRef, TensorValue, Weight, ops
 
 from maxwhisper_kernels import custom_ops
-from maxwhisper_kernels.ops import packed_int8_shape
+import numpy as np
+
+from maxwhisper_kernels.ops import PACK_PANEL, packed_int8_shape
 
 # Weights.matrix_dtype of the int8 encoder: linear layers are the int8 GEMM
 # (kernels/matmul_int8.mojo) on packed int8 weights with a scale per channel.
@@ -52,6 +54,23 @@ def cross_kv_dtype(int8: bool) -> DType:
     since every decoder step reads all of them for every row (at 8 rows, 37 MB per layer in
     float32: more than the weights), float32 otherwise (the default mode stays exact)."""
     return DType.float16 if int8 else DType.float32
+
+
+def packed_rows(packed: TensorValue, ids: TensorValue, d: int) -> TensorValue:
+    """Rows ids (any shape) of an int8 matrix held only in pack_int8_matrix's layout, as
+    [*ids.shape, d] int8. That layout keeps a row's 4-byte groups 16 channels apart: viewed
+    as [groups, 4], row r's group g sits at (r // 16 * K4 + g) * 16 + r % 16 (K4 groups per
+    row), so one gather of K4 groups per id reads it back. The int8 decoder looks its tokens
+    up this way instead of keeping a second, row-major copy of the embedding (19 MiB for
+    tiny)."""
+    panels, width = (int(n) for n in packed.shape)
+    k4 = width // (4 * PACK_PANEL)
+    groups = ops.reshape(packed, [panels * k4 * PACK_PANEL, 4])
+    first = ops.floor_div(ids, PACK_PANEL) * (k4 * PACK_PANEL) + ops.mod(ids, PACK_PANEL)
+    steps = ops.constant(np.arange(k4, dtype=np.int64) * PACK_PANEL, DType.int64, ids.device)
+    rows = ops.gather(groups, ops.unsqueeze(first, -1) + steps, axis=0)  # [*ids, K4, 4]
+    rows = ops.reshape(rows, [*ids.shape, 4 * k4])
+    return rows if 4 * k4 == d else ops.slice_tensor(rows, [*(slice(None),) * len(ids.shape), slice(0, d)])
 
 
 def row_scale(w: Weights, name: str, d_out: int) -> TensorValue | None:

@@ -112,13 +112,14 @@ def exact_in_float16(arrays: list[np.ndarray]) -> bool:
 
 
 def decoder_parameters(ckpt: Checkpoint, matrix_dtype=np.float32) -> dict[str, np.ndarray]:
-    """int8: the token embedding row-major with its row scales (the lookup) and packed
-    (the vocabulary projection), every other matrix packed, as build_decoder_step wants."""
+    """int8: the token embedding packed only, with its row scales (the lookup reads rows
+    out of the packed layout, the vocabulary projection multiplies by it), every other matrix
+    packed, as build_decoder_step wants."""
     t, dims, out = ckpt.tensors, ckpt.dims, {}
     _put(out, "decoder", {"positional_embedding": t["decoder.positional_embedding"]})
     _put(out, "decoder.token_embedding", {"weight": t["decoder.token_embedding.weight"]}, matrix_dtype)
     if matrix_dtype == np.int8:
-        out["decoder.token_embedding.packed"] = pack_int8_matrix(out["decoder.token_embedding.weight"])
+        out["decoder.token_embedding.packed"] = pack_int8_matrix(out.pop("decoder.token_embedding.weight"))
         matrix_dtype = PACKED_INT8
     for i in range(dims.n_text_layer):
         block = f"decoder.blocks.{i}"

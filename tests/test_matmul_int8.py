@@ -109,6 +109,28 @@ def test_pack_layout():
     assert not packed[2:].any()  # channels 20 .. 63 pad N
 
 
+@pytest.mark.parametrize("n, d", [(51864, 384), (20, 6), (7, 3), (129, 70)])
+def test_rows_read_back_from_the_packed_layout(n, d):
+    """layers.packed_rows (the int8 decoder's token lookup) against plain indexing; d not a
+    multiple of 4 reads a padded group and cuts it."""
+    from max.dtype import DType
+    from max.graph import DeviceRef, Graph, TensorType
+
+    from maxwhisper_kernels.cpu_device import cpu_session
+    from maxwhisper_kernels.graph.layers import packed_rows
+
+    rng = np.random.default_rng(n)
+    values = rng.integers(-127, 128, (n, d)).astype(np.int8)
+    packed = ops.pack_int8_matrix(values)
+    ids = rng.integers(0, n, (2, 3)).astype(np.int64)
+    device = DeviceRef.CPU()
+    types = [TensorType(DType.int8, list(packed.shape), device), TensorType(DType.int64, ["b", "t"], device)]
+    with Graph("packed_rows", input_types=types) as graph:
+        graph.output(packed_rows(graph.inputs[0].tensor, graph.inputs[1].tensor, d))
+    model = cpu_session().load(graph)
+    np.testing.assert_array_equal(model.execute(packed, ids)[0].to_numpy(), values[ids])
+
+
 @pytest.mark.parametrize(
     "x, packed, scale, match",
     [
