@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 from max.dtype import DType
 from max.graph import DeviceRef, TensorValue, Weight, ops
 
 from maxwhisper_kernels import custom_ops
-import numpy as np
-
 from maxwhisper_kernels.ops import PACK_PANEL, packed_int8_shape
 
 # Weights.matrix_dtype of the int8 encoder: linear layers are the int8 GEMM
