@@ -27,6 +27,7 @@ from maxwhisper_kernels.decoding import (
     chosen_log_probs,
     compression_ratio,
     decode,
+    decode_batch,
     detect_language,
     log_softmax,
     plan_decoding,
@@ -283,6 +284,66 @@ def test_after_a_timestamp_pair_text_must_follow():
     mask = masked(timestamp_rules(), [ts(0.5), HELLO, ts(1.0), ts(1.0)], logits)
     assert mask[TS:].all()
     assert not mask[:EOT].any()
+
+
+def test_known_speech_end_bars_ending_on_a_segment_opened_well_before_it():
+    """With a speech end (VAD-cut windows), <|endoftext|> may not follow a pair that opens a
+    segment before last_open_end (timestamp steps); later, at the lone start, or with no
+    limit (-1), it may."""
+    logits = np.zeros(N_VOCAB)
+    logits[EOT] = 20.0
+    pair = [ts(0.5), HELLO, ts(1.0), ts(1.0)]  # a segment opened at 1.0 s = step 50
+    filter_ = timestamp_rules()
+
+    def eot_barred(sampled: list[int], limit: int) -> bool:
+        masks = logits[None].copy()
+        filter_.apply(masks, np.array([[SOT, *sampled]]), np.array([limit]))
+        return bool(np.isneginf(masks[0, EOT]))
+
+    assert eot_barred(pair, 51)
+    assert not eot_barred(pair, 50) and not eot_barred(pair, -1)
+    assert not eot_barred([ts(0.5)], 1000)  # an empty window may still end at once
+    assert not eot_barred([ts(0.5), HELLO, ts(1.0)], 1000)  # a closed segment may end the text
+    assert not masked(filter_, pair, logits)[EOT]  # no limit given: openai-whisper's rule
+
+
+def _unsaid_tail() -> Script:
+    """A window whose likeliest ending opens a segment at 2 s and stops: what the model does
+    when it takes the rest of the speech for cut off by the window's edge."""
+    opened = (ts(0), HELLO, ts(2), ts(2))
+    return tree({
+        (): {ts(0): 1.0},
+        (ts(0),): {HELLO: 1.0},
+        (ts(0), HELLO): {ts(2): 1.0},
+        (ts(0), HELLO, ts(2)): {ts(2): 1.0},
+        opened: {EOT: 0.9, WORLD: 0.1},
+        (*opened, WORLD): {ts(3): 1.0},
+    })  # fmt: skip
+
+
+def test_speech_end_per_window_keeps_the_text_going_after_an_early_pair():
+    """Rows of one batch differ in speech_end: the window whose speech runs on past the pair
+    must transcribe it; the one whose speech ends within a second of the pair may stop."""
+    mels = np.zeros((2, 80, 3000), dtype=np.float32)
+    late, early = (DecodingOptions(speech_end=end) for end in (10.0, 2.5))
+    results = decode_batch(FakeModel(_unsaid_tail()), mels, [late, early])
+    assert results[0].tokens == [ts(0), HELLO, ts(2), ts(2), WORLD, ts(3)]
+    assert results[1].tokens == [ts(0), HELLO, ts(2), ts(2)]
+    plain = decode(FakeModel(_unsaid_tail()), MEL)
+    assert plain.tokens == [ts(0), HELLO, ts(2), ts(2)]
+
+
+@pytest.mark.usefixtures("fake_mel")
+def test_vad_cut_audio_is_transcribed_to_its_end_in_one_window():
+    """vad_cut: the window that reaches the audio's end gets the speech end, so the unsaid
+    tail is decoded in that window instead of as a window of its own from 2 s."""
+    model = FakeModel(_unsaid_tail())
+    result = transcribe(model, seconds_of_audio(10), vad_cut=True, temperature=0.0)
+    assert segment_summary(result) == [(0, 0, 0.0, 2.0, " Hello"), (1, 0, 2.0, 3.0, " world")]
+    assert len(model.inferences) == 1
+    plain = FakeModel(_unsaid_tail())
+    transcribe(plain, seconds_of_audio(10), temperature=0.0)
+    assert len(plain.inferences) > 1  # the sequential rule decodes again from the pair
 
 
 def test_timestamps_win_when_their_total_beats_every_text_token():

@@ -14,6 +14,9 @@ through ``transcribe_batch`` (log-mel, encoder and decoder per batch), so it hol
 ``batch_size`` windows and one block, whatever the length of the recording. Each window is
 decoded with timestamp tokens, so segments keep Whisper's own boundaries (not one segment per
 window: a 30 s window holds several sentences), mapped back through that window's chunks.
+A window's text may not stop on a segment opened well before its speech ends (``vad_cut``):
+nothing in a VAD window is cut off by its edge, so that tail is transcribed in the same
+window rather than as a window of its own.
 """
 
 from __future__ import annotations
@@ -193,8 +196,10 @@ def transcribe_batched(
     vad_fields = {"min_silence_duration_ms": 160, **(vad_parameters or {}), "max_speech_duration_s": CHUNK_LENGTH}
     vad_options = VadOptions(**vad_fields)
     # a window caught in a repetition loop stops early rather than holding its batch to the
-    # token limit (decoding/loops.py); stop_loops=False turns that off
-    options = {"stop_loops": True, **options, "condition_on_previous_text": False, "verbose": None, "progress": False}
+    # token limit (decoding/loops.py); stop_loops=False turns that off. Each window is speech
+    # up to its end (vad_cut): its text may not stop on a segment it opened well before that
+    fixed = {"condition_on_previous_text": False, "vad_cut": True, "verbose": None, "progress": False}
+    options = {"stop_loops": True, **options, **fixed}
     seconds, blocks = _blocks(audio)
     segments: list[dict] = []
     language = None

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..audio import CHUNK_LENGTH
+
 
 @dataclass(frozen=True)
 class DecodingOptions:
@@ -47,6 +49,11 @@ class DecodingOptions:
     # a greedy or sampled row repeating one short block of tokens stops early, written out as
     # if the loop ran to the limit (loops.py); not openai-whisper's, so off by default
     stop_loops: bool = False
+    # seconds into the window where its audio ends, when that audio is speech cut out by VAD:
+    # the text may not end right after opening a segment more than a second before that point,
+    # since the segment can only be speech left unsaid (the window's edge cut nothing off).
+    # Rows of one batch may differ in it. None: the window's edge may cut speech (openai-whisper)
+    speech_end: float | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,9 @@ def validate(options: DecodingOptions) -> None:
     alpha = options.length_penalty
     if alpha is not None and not 0 <= alpha <= 1:
         raise ValueError(f"length_penalty (alpha) must lie between 0 and 1, got {alpha}")
+    end = options.speech_end
+    if end is not None and not 0 < end <= CHUNK_LENGTH:
+        raise ValueError(f"speech_end must lie in (0, {CHUNK_LENGTH}] seconds, got {end}")
     for name in ("beam_size", "best_of", "sample_len"):
         value = getattr(options, name)
         if value is not None and value < 1:

@@ -59,11 +59,14 @@ def timestamp_grammar(
     eot: int,
     no_timestamps: int,
     latest_start: int | None,
+    last_open_end: np.ndarray | None = None,
 ) -> None:
     """Keeps each row in Whisper's segment grammar,
         <|t0|> text <|t1|> <|t1'|> text <|t2|> ... [<|tn|>] <|endoftext|>,
     given written [rows, n]: the tokens after the prompt. first_timestamp is the id of
-    <|0.00|>; latest_start, in timestamp steps, caps the time of the first one."""
+    <|0.00|>; latest_start, in timestamp steps, caps the time of the first one.
+    last_open_end (per row, in timestamp steps; None or -1: no limit): a segment opened
+    before this time must get its text, <|endoftext|> may not follow it."""
     rows = np.arange(len(logits))
     # chosen up front by without_timestamps, never written by the model
     logits[:, no_timestamps] = NEVER
@@ -85,6 +88,9 @@ def timestamp_grammar(
             logits[closed_segment, :eot] = NEVER
         if opened_segment.any():
             logits[opened_segment, first_timestamp:] = NEVER
+            if last_open_end is not None and n > 1:  # a pair after text, not the lone start
+                opened_at = written[:, -1] - first_timestamp
+                logits[opened_segment & (opened_at < last_open_end), eot] = NEVER
 
         # Time never runs backwards, and a segment lasts at least one step (else the model
         # could loop on empty segments). Right after a closing timestamp the next segment may
@@ -120,8 +126,9 @@ class TokenRules:
     no_timestamps: int = 0
     latest_start: int | None = None
 
-    def apply(self, logits: np.ndarray, tokens: np.ndarray) -> None:
-        """Bars, in place in logits [rows, n_vocab], what may not follow tokens [rows, n_ctx]."""
+    def apply(self, logits: np.ndarray, tokens: np.ndarray, last_open_end: np.ndarray | None = None) -> None:
+        """Bars, in place in logits [rows, n_vocab], what may not follow tokens [rows, n_ctx].
+        last_open_end: per row, as timestamp_grammar takes it."""
         if self.blank_start is not None:
             bar_at_start(logits, self.blank_start, tokens.shape[1] - self.sample_begin)
         if self.suppressed is not None:
@@ -134,6 +141,7 @@ class TokenRules:
                 eot=self.eot,
                 no_timestamps=self.no_timestamps,
                 latest_start=self.latest_start,
+                last_open_end=last_open_end,
             )
 
 

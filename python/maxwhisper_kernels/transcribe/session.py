@@ -106,7 +106,10 @@ class AudioTranscription:
         return tokens[-self.max_prompt_length :]
 
     def decode_options(self) -> dict[str, Any]:
-        return {**self.settings.decode_options, "language": self.language, "prompt": self.prompt()}
+        options = {**self.settings.decode_options, "language": self.language, "prompt": self.prompt()}
+        if self.settings.options.vad_cut and self.seek + self.segment_size >= self.content_frames:
+            options["speech_end"] = frames_to_seconds(self.segment_size)
+        return options
 
     def advance(self, result: DecodingResult, audio_features: Callable[[], AudioFeatures]) -> int:
         """Takes the current window's decoding (audio_features gives its features, for word

@@ -38,6 +38,10 @@ class TranscribeOptions:
     clip_timestamps: str | Sequence[float] = "0"
     # with word timestamps: silences longer than this (s) around a suspect segment are skipped
     hallucination_silence_threshold: float | None = None
+    # the audio is speech that VAD cut out (the batched pipeline's windows): in the window that
+    # reaches its end, an opened segment is speech left unsaid, never speech cut off by the
+    # window's edge, so the text may not stop there (DecodingOptions.speech_end)
+    vad_cut: bool = False
 
     @property
     def temperatures(self) -> tuple[float, ...]:
