@@ -14,13 +14,10 @@ symbolic). Inputs:
               int64                token row's history: beams point at the rows
                                    of their common prefix, so beam search
                                    reorders this small table, never the cache
-  audio_rows  [batch] int64        the audio (row of the cross-attention inputs)
-                                   each token row listens to
   per layer:  self-attention key and value cache [cache_rows, n_head, n_text_ctx,
               d_head], buffers updated in place (kernels/kv_cache.mojo)
-  per layer:  cross-attention key and value [audio_batch, n_head, n_audio_ctx, d_head];
-              in int8 mode int8, followed by their scales [audio_batch, n_head, 1, d_head]
-              (layers.quantize_channels)
+  per layer:  cross-attention key and value [audio_batch, n_head, n_audio_ctx, d_head]
+              (float16 in int8 mode, see layers.cross_kv_dtype)
               (batch is a multiple of audio_batch: consecutive token rows share
               one audio, as the beams of one window do)
 Outputs: logits [batch, n_picked, n_vocab]. With cross_attention_weights=True
@@ -68,33 +65,15 @@ def cached_self_attention(
     return linear(merge_heads(out), w, f"{name}.out", d, d)
 
 
-def cross_attention(
-    h: TensorValue,
-    audio: list[TensorValue],
-    audio_rows: TensorValue,
-    w: Weights,
-    name: str,
-    d: int,
-    n_head: int,
-):
-    """audio: the layer's keys and values, and in int8 mode their per-channel scales, which
-    go onto the query before and the output after (layers.quantize_channels). Returns the
-    layer's output and the query the keys were scored against."""
+def cross_attention(h: TensorValue, k: TensorValue, v: TensorValue, w: Weights, name: str, d: int, n_head: int):
     q = split_heads(linear(h, w, f"{name}.query", d, d), n_head)
-    k, v, *scales = audio
-    if scales:
-        k_scale, v_scale = (ops.gather(s, audio_rows, axis=0) for s in scales)
-        q = q * k_scale
     out = custom_ops.attention(q, k, v, head_scale(d, n_head))
-    if scales:
-        out = out * v_scale
     return linear(merge_heads(out), w, f"{name}.out", d, d), q
 
 
 def attention_weights(q: TensorValue, k: TensorValue, scale: float) -> TensorValue:
     """softmax(scale q k^T), materialised: only the word-timestamp graph needs
-    it, for a few dozen queries of one row per audio (batch == audio_batch).
-    In int8 mode q already carries the keys' scales (cross_attention)."""
+    it, for a few dozen queries of one row per audio (batch == audio_batch)."""
     k = ops.cast(ops.rebind(k, [q.shape[0], *k.shape[1:]]), q.dtype)
     return ops.softmax(ops.matmul(q, k.transpose(2, 3)) * scale)
 
@@ -115,27 +94,23 @@ def build_decoder_step(
     d_head = d // n_head
     w = Weights(device, PACKED_INT8 if matrix_dtype == DType.int8 else matrix_dtype)
     cache = BufferType(DType.float32, ["cache_rows", n_head, dims.n_text_ctx, d_head], device)
-    int8 = matrix_dtype == DType.int8
-    audio_kv = TensorType(cross_kv_dtype(int8), ["audio_batch", n_head, dims.n_audio_ctx, d_head], device)
-    audio_scale = TensorType(DType.float32, ["audio_batch", n_head, 1, d_head], device)
-    audio_layer = [audio_kv, audio_kv, audio_scale, audio_scale] if int8 else [audio_kv, audio_kv]
+    kv_dtype = cross_kv_dtype(matrix_dtype == DType.int8)
+    audio_kv = TensorType(kv_dtype, ["audio_batch", n_head, dims.n_audio_ctx, d_head], device)
     input_types = [
         TensorType(DType.int64, ["batch", "new"], device),
         TensorType(DType.int64, ["new"], device),
         TensorType(DType.int64, ["n_picked"], device),
         TensorType(DType.int64, ["batch"], device),
         TensorType(DType.int64, ["batch", "total"], device),
-        TensorType(DType.int64, ["batch"], device),
         *[cache] * (2 * n_layer),
-        *audio_layer * n_layer,
+        *[audio_kv] * (2 * n_layer),
     ]
     name = "whisper_decoder_alignment" if cross_attention_weights else "whisper_decoder_step"
     graph = Graph(name, input_types=input_types, custom_extensions=[kernel_library()])
     with graph:
-        tokens, positions, picked, slots, lineage, audio_rows = (value.tensor for value in graph.inputs[:6])
-        caches = [value.buffer for value in graph.inputs[6 : 6 + 2 * n_layer]]
-        audio = [value.tensor for value in graph.inputs[6 + 2 * n_layer :]]
-        per_layer = len(audio_layer)
+        tokens, positions, picked, slots, lineage = (value.tensor for value in graph.inputs[:5])
+        caches = [value.buffer for value in graph.inputs[5 : 5 + 2 * n_layer]]
+        audio = [value.tensor for value in graph.inputs[5 + 2 * n_layer :]]
 
         embedding_scale = row_scale(w, "decoder.token_embedding", dims.n_vocab)
         if w.matrix_dtype == PACKED_INT8:  # one copy of the embedding: packed, for both uses
@@ -154,10 +129,9 @@ def build_decoder_step(
             layer_cache = (caches[2 * i], caches[2 * i + 1])
             out = cached_self_attention(h, layer_cache, slots, lineage, w, f"{block}.attn", d, n_head)
             h, x = add_layer_norm(x, out, w, f"{block}.cross_attn_ln", d)
-            layer_audio = audio[per_layer * i : per_layer * (i + 1)]
-            out, q = cross_attention(h, layer_audio, audio_rows, w, f"{block}.cross_attn", d, n_head)
+            out, q = cross_attention(h, audio[2 * i], audio[2 * i + 1], w, f"{block}.cross_attn", d, n_head)
             if cross_attention_weights:
-                cross_weights.append(attention_weights(q, layer_audio[0], head_scale(d, n_head)))
+                cross_weights.append(attention_weights(q, audio[2 * i], head_scale(d, n_head)))
             h, x = add_layer_norm(x, out, w, f"{block}.mlp_ln", d)
             next_ln = "decoder.ln" if i + 1 == n_layer else f"decoder.blocks.{i + 1}.attn_ln"
             h, x = add_layer_norm(x, mlp(h, w, f"{block}.mlp", d), w, next_ln, d)

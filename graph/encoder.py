@@ -3,8 +3,7 @@
 Input: log-mel windows [batch, n_mels, 2 * n_audio_ctx]. Outputs: the
 encoded audio [batch, n_audio_ctx, d] followed by every decoder layer's
 cross-attention keys and values [batch, n_head, n_audio_ctx, d_head], so the
-decoder never recomputes them per token; in int8 mode each layer's keys and
-values are int8 and their scales [batch, n_head, 1, d_head] follow them.
+decoder never recomputes them per token.
 """
 
 from __future__ import annotations
@@ -16,18 +15,7 @@ from maxwhisper_kernels import custom_ops
 from maxwhisper_kernels.build import kernel_library
 from maxwhisper_kernels.weights import ModelDimensions
 
-from .layers import (
-    PACKED_INT8,
-    Weights,
-    add_layer_norm,
-    head_scale,
-    layer_norm,
-    linear,
-    merge_heads,
-    mlp,
-    quantize_channels,
-    split_heads,
-)
+from .layers import PACKED_INT8, Weights, add_layer_norm, cross_kv_dtype, head_scale, layer_norm, linear, merge_heads, mlp, split_heads
 
 
 def conv_gelu(x: TensorValue, w: Weights, name: str, c_in: int, c_out: int, stride: int):
@@ -52,8 +40,7 @@ def build_encoder(dims: ModelDimensions, device: DeviceRef, int8: bool = False) 
     """int8: every linear layer (the cross-attention key/value projections
     included) is the int8 GEMM on weights quantized per output channel, with
     activations quantized per row as it runs (compute_type="int8"), and the
-    cross-attention keys and values come out in int8 with a scale per channel
-    (layers.quantize_channels)."""
+    cross-attention keys and values come out in float16 (cross_kv_dtype)."""
     d, n_head = dims.n_audio_state, dims.n_audio_head
     w = Weights(device, PACKED_INT8 if int8 else None)
     mel_type = TensorType(DType.float32, ["batch", dims.n_mels, 2 * dims.n_audio_ctx], device)
@@ -79,11 +66,6 @@ def build_encoder(dims: ModelDimensions, device: DeviceRef, int8: bool = False) 
         for i in range(dims.n_text_layer):
             kv = linear(audio, w, f"decoder.blocks.{i}.cross_attn.kv", d, 2 * td)
             k, v = ops.split(kv, [td, td], axis=-1)
-            k, v = split_heads(k, t_head), split_heads(v, t_head)
-            if int8:
-                (k, k_scale), (v, v_scale) = quantize_channels(k), quantize_channels(v)
-                cross += [k, v, k_scale, v_scale]
-            else:
-                cross += [k, v]
+            cross += [ops.cast(split_heads(t, t_head), cross_kv_dtype(int8)) for t in (k, v)]
         graph.output(audio, *cross)
     return graph

@@ -49,23 +49,10 @@ def linear(x: TensorValue, w: Weights, name: str, d_in: int, d_out: int, bias: b
 
 
 def cross_kv_dtype(int8: bool) -> DType:
-    """The cross-attention keys and values the encoder hands the decoder: int8 in int8 mode
-    (quantize_channels), since every decoder step reads all of them for every row (at 8 rows,
-    37 MB per layer in float32: more than the weights), float32 otherwise (the default mode
-    stays exact)."""
-    return DType.int8 if int8 else DType.float32
-
-
-def quantize_channels(x: TensorValue) -> tuple[TensorValue, TensorValue]:
-    """Keys or values x [B, H, T, D] as int8, with one float32 scale per window, head and
-    channel over all T positions: [B, H, 1, D]. Per channel because attention takes such
-    scales off for free, on the query before (q . (s * k) = (q * s) . k) and on the output
-    after (sum_j p_j (s * v_j) = s * sum_j p_j v_j), so the attention kernel reads the int8
-    values as they are; and per window, so a window's result does not depend on its batch."""
-    peak = ops.max(ops.abs(x), axis=2)
-    floor = ops.constant(np.float32(1e-30), DType.float32, x.device)  # a channel of zeros
-    scale = ops.max(peak, floor) / 127.0
-    return ops.cast(ops.round(x / scale), DType.int8), scale
+    """The cross-attention keys and values the encoder hands the decoder: float16 in int8 mode,
+    since every decoder step reads all of them for every row (at 8 rows, 37 MB per layer in
+    float32: more than the weights), float32 otherwise (the default mode stays exact)."""
+    return DType.float16 if int8 else DType.float32
 
 
 def packed_rows(packed: TensorValue, ids: TensorValue, d: int) -> TensorValue:

@@ -52,18 +52,13 @@ def test_causal_square_is_lower_triangular():
 
 
 @pytest.mark.parametrize("tq, tk", [(1, 1500), (3, 1500), (20, 100)])
-@pytest.mark.parametrize("kv_dtype", [np.int8, np.float16])
-def test_narrow_keys_and_values(tq, tk, kv_dtype):
-    """int8 mode hands the decoder int8 cross-attention keys and values (their scales go on
-    the query and the output, outside the kernel): the kernel reads them widened (both paths:
-    a few rows and the tiled one), as float32 attention over the same values would compute.
-    float16 is read the same way."""
+def test_float16_keys_and_values(tq, tk):
+    """int8 mode hands the decoder float16 cross-attention keys and values: the kernel reads
+    them widened (both paths: a few rows and the tiled one), as float32 attention over the
+    float16 values would compute."""
     rng = np.random.default_rng(tq + tk)
-    q = rng.standard_normal((2, 6, tq, 64)).astype(np.float32) * 0.05
-    if kv_dtype == np.int8:
-        k, v = (rng.integers(-127, 128, (2, 6, tk, 64)).astype(np.int8) for _ in range(2))
-    else:
-        k, v = (rng.standard_normal((2, 6, tk, 64)).astype(np.float16) for _ in range(2))
+    q = rng.standard_normal((2, 6, tq, 64)).astype(np.float32)
+    k, v = (rng.standard_normal((2, 6, tk, 64)).astype(np.float16) for _ in range(2))
     out = ops.attention(q, k, v)
     expected = reference.attention(q, k.astype(np.float32), v.astype(np.float32))
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4 * float(np.abs(v).max()))

@@ -38,9 +38,7 @@ class AudioFeatures:
     """Encoder output for a batch of windows, left in MAX buffers."""
 
     encoded: Buffer  # [n_audio, n_audio_ctx, d]
-    # per decoder layer: keys, values [n_audio, n_head, n_audio_ctx, d_head]; in int8 mode
-    # int8, followed by their scales [n_audio, n_head, 1, d_head]
-    cross_kv: list[Buffer]
+    cross_kv: list[Buffer]  # per decoder layer: keys, values [n_audio, n_head, n_audio_ctx, d_head]
     n_audio: int
 
     def subset(self, audios: np.ndarray) -> AudioFeatures:
@@ -123,15 +121,14 @@ class Inference:
             fed, rows = new[::group], rows[::group]
         slots = self.slots[rows]
         self.lineage[:, past:total] = np.repeat(slots, self.n_rows // len(slots))[:, None]
-        lineage = self.lineage[rows, :total]
-        (logits,) = self._step(self.model.decoder, fed, past, picked, rows // group, slots, lineage, self.caches)
+        (logits,) = self._step(self.model.decoder, fed, past, picked, slots, self.lineage[rows, :total], self.caches)
         self.fed_tokens = np.concatenate([self.fed_tokens, new], axis=1)
         self.last_fed = total - past
         self.cache_length = total
         logits = to_host(logits)
         return np.repeat(logits, self.n_rows // len(slots), axis=0) if len(slots) < self.n_rows else logits
 
-    def _step(self, graph: Model, fed, past: int, picked, audio_rows, slots, lineage, caches) -> list[Buffer]:
+    def _step(self, graph: Model, fed, past: int, picked, slots, lineage, caches) -> list[Buffer]:
         positions = np.arange(past, past + fed.shape[1], dtype=np.int64)
         put = self.model.to_device
         return graph.execute(
@@ -140,7 +137,6 @@ class Inference:
             put(np.asarray(picked, dtype=np.int64)),
             put(slots),
             put(lineage),
-            put(audio_rows),
             *caches,
             *self.audio.cross_kv,
         )
@@ -157,7 +153,7 @@ class Inference:
         lineage = np.repeat(rows[:, None], n_tokens, axis=1)
         picked = np.arange(n_tokens, dtype=np.int64)
         outputs = self._step(
-            self.model.alignment_decoder, self.fed_tokens, 0, picked, rows, rows, lineage, self._new_caches()
+            self.model.alignment_decoder, self.fed_tokens, 0, picked, rows, lineage, self._new_caches()
         )
         return [to_host(w)[:, :, -self.last_fed :] for w in outputs[1:]]
 

@@ -162,11 +162,10 @@ def attention(
     """softmax(scale * q k^T) v over [B, H, T, D] arrays; scale defaults to
     1/sqrt(D). With causal=True query i sees keys up to Tk - Tq + i. k and v
     may have fewer batch rows than q (a divisor of B): query row b then uses
-    key row b // (B / Bk), as beams of one audio share its keys. k and v both int8 (int8
-    mode's cross-attention inputs, their scales applied outside) or both float16 stay so:
-    the kernel widens them as it reads."""
+    key row b // (B / Bk), as beams of one audio share its keys. k and v both float16
+    stay so (int8 mode's cross-attention inputs): the kernel widens them as it reads."""
     q, k, v = _float32("q", q, 4), np.asarray(k), np.asarray(v)
-    if not (k.dtype == v.dtype and k.dtype in (np.int8, np.float16) and k.ndim == v.ndim == 4):
+    if not (k.dtype == v.dtype == np.float16 and k.ndim == v.ndim == 4):
         k, v = _float32("k", k, 4), _float32("v", v, 4)
     _same_shape(["k", "v"], [k, v])
     if q.shape[1] != k.shape[1] or q.shape[3] != k.shape[3] or q.shape[0] % max(k.shape[0], 1):
