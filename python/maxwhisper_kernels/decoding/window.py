@@ -76,6 +76,11 @@ def _initial_tokens(
     return tuple(tokens)
 
 
+def _timestamp_steps(model: WhisperModel, seconds: float) -> int:
+    """seconds into a window as timestamp tokens past <|0.00|> (0.02 s each)."""
+    return round(seconds / (CHUNK_LENGTH / model.dims.n_audio_ctx))
+
+
 def plan_decoding(model: WhisperModel, options: DecodingOptions) -> DecodingPlan:
     check_language_and_task(model, options.language, options.task)
     validate(options)
@@ -87,8 +92,7 @@ def plan_decoding(model: WhisperModel, options: DecodingOptions) -> DecodingPlan
 
     latest_start = None
     if options.max_initial_timestamp:
-        seconds_per_step = CHUNK_LENGTH / model.dims.n_audio_ctx  # 0.02 s per timestamp token
-        latest_start = round(options.max_initial_timestamp / seconds_per_step)
+        latest_start = _timestamp_steps(model, options.max_initial_timestamp)
     rules = token_rules(
         tokenizer,
         len(initial),
@@ -180,8 +184,7 @@ def _last_open_ends(model: WhisperModel, speech_ends: Sequence[float | None]) ->
     breath or the tail of the VAD's padding, and its text is decoded again as before."""
     if all(end is None for end in speech_ends):
         return None
-    step = CHUNK_LENGTH / model.dims.n_audio_ctx
-    return np.array([-1 if end is None else round((end - UNSAID_MARGIN) / step) for end in speech_ends])
+    return np.array([-1 if end is None else _timestamp_steps(model, end - UNSAID_MARGIN) for end in speech_ends])
 
 
 def run_plan(
