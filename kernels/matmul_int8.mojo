@@ -17,7 +17,7 @@
 #     zero past N and K. ops.pack_int8_matrix writes it once, at load time.
 # The four bytes of a group sit in one 32-bit lane, as the instructions
 # below want them. Inner product per instruction set, picked at compile time
-# (the `isa` parameter "avx2" / "portable" forces a path, for tests):
+# (the `isa` parameter "vnni" / "avx2" / "portable" forces a path, for tests):
 #  - AVX-512 VNNI: vpdpbusd (unsigned x signed bytes, 4 products summed into
 #    each 32-bit lane). x is stored shifted to unsigned, q_x + 128, so each
 #    sum carries an extra 128 * sum_k q_w[n, k], subtracted in step 3
@@ -27,6 +27,18 @@
 #    then vpmaddwd with ones (s16 pairs -> s32). Saturation is avoided by
 #    moving q_x's sign onto the weights (vpsignb): |q_x| * (sign(q_x) q_w)
 #    pairs are at most 2 * 127 * 127 = 32258 < 32767.
+#  - AMX (Intel Sapphire Rapids and later), taken by "native" at run time
+#    when the OS grants this process the tile registers (Linux's
+#    arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA): it refuses on CPUs without
+#    AMX, and every CPU with AMX tiles so far also has AMX-INT8) and K is a
+#    multiple of 64. tdpbssd multiplies a tile of 16 rows x 64 signed bytes
+#    of x by a tile of 16 groups of the packed weights (one panel, 64 k),
+#    which is exactly 16 rows of 64 bytes of that layout, adding into 16 x 16
+#    int32 sums: 16384 products per instruction. x stays signed (no shift).
+#    A work item keeps a 32 x 32 block of sums in four tiles (two row tiles
+#    of x by two panels), stores it and runs step 3 on it. The run-time
+#    choice exists because the compiler names some AMX machines by an older
+#    CPU model, whose feature list has no AMX.
 #  - portable (other CPUs): widen to int32, multiply, add.
 # All paths give the same int32 sums, hence bit-identical outputs.
 # Blocking: MR rows x NR vectors of int32 accumulators stay in registers
@@ -44,6 +56,8 @@ from max.algorithm.backend.cpu.parallelize import parallelize
 from std.math import ceildiv
 from std.memory import Pointer, bitcast
 from std.memory.alloc import unsafe_alloc
+from std.ffi import external_call
+from std.sys._assembly import inlined_assembly
 from std.sys.info import CompilationTarget, simd_width_of
 from std.sys.intrinsics import llvm_intrinsic
 from std.utils import StaticTuple
@@ -59,10 +73,12 @@ comptime ROWS_PER_QUANT_ITEM = 64
 comptime VNNI = 0
 comptime AVX2 = 1
 comptime PORTABLE = 2
+comptime AMX = 3
+comptime AMX_BLOCK = 32  # rows and channels of the sums one AMX block holds in 4 tiles
 
 
 def _path[isa: StaticString]() -> Int:
-    comptime if isa == "native" and CompilationTarget.has_avx512f() and CompilationTarget.has_vnni():
+    comptime if (isa == "native" or isa == "vnni") and CompilationTarget.has_avx512f() and CompilationTarget.has_vnni():
         return VNNI
     comptime if isa != "portable" and CompilationTarget.has_avx2():
         return AVX2
@@ -71,7 +87,7 @@ def _path[isa: StaticString]() -> Int:
 
 def _lanes[path: Int]() -> Int:
     """int32 lanes per vector."""
-    comptime if path == VNNI:
+    comptime if path == VNNI or path == AMX:
         return 16
     comptime if path == AVX2:
         return 8
@@ -79,10 +95,15 @@ def _lanes[path: Int]() -> Int:
 
 
 def _tile_rows[path: Int]() -> Int:
+    """Rows per register tile; AMX: rows per block (two tiles)."""
+    comptime if path == AMX:
+        return AMX_BLOCK
     return 6 if path == VNNI else 4
 
 
 def _tile_vectors[path: Int]() -> Int:
+    comptime if path == AMX:
+        return AMX_BLOCK // PANEL
     return 4 if path == VNNI else PANEL // _lanes[path]()
 
 
@@ -219,6 +240,168 @@ def _quantize_row[
         k += 16
 
 
+def _amx_permitted() -> Bool:
+    """Asks Linux for the AMX tile registers (granted once per process; asking
+    again is a cheap no-op) and says whether it agreed."""
+    comptime if CompilationTarget.is_x86() and CompilationTarget.is_linux():
+        comptime SYS_ARCH_PRCTL = 158
+        comptime ARCH_REQ_XCOMP_PERM = 0x1023
+        comptime XFEATURE_XTILEDATA = 18
+        return external_call["syscall", Int](SYS_ARCH_PRCTL, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0
+    return False
+
+
+@always_inline
+def _amx_configure[c_origin: MutOrigin, //](cfg: Pointer[UInt8, c_origin]):
+    """Loads palette 1 with all 8 tiles at 16 rows x 64 bytes (the calling
+    thread's tile state: each worker configures its own)."""
+    for i in range(64):
+        cfg.unsafe_store(i, 0)
+    cfg.unsafe_store(0, 1)
+    for t in range(8):
+        cfg.unsafe_store(16 + 2 * t, 64)  # bytes per row (16-bit field)
+        cfg.unsafe_store(48 + t, 16)  # rows
+    inlined_assembly["ldtilecfg ($0)", NoneType, constraints="r,~{memory}"](cfg)
+
+
+@always_inline
+def _amx_block[
+    c_origin: MutOrigin, //
+](a: Pointer[Int32, _], strip: Pointer[Int8, _], K4: Int, sums: Pointer[Int32, c_origin]):
+    """sums [32, 32] (row-major) = the int32 sums of 32 quantized rows at a
+    (K4 words each, K4 a multiple of 16) with the 32 channels of the two
+    panels at strip. Tiles: 0-3 sums, 4-5 rows of x, 6-7 panels."""
+    var a_stride = K4 * 4
+    var panel_stride = K4 * GROUP
+    inlined_assembly["tilezero %tmm0", NoneType, constraints="~{memory}"]()
+    inlined_assembly["tilezero %tmm1", NoneType, constraints="~{memory}"]()
+    inlined_assembly["tilezero %tmm2", NoneType, constraints="~{memory}"]()
+    inlined_assembly["tilezero %tmm3", NoneType, constraints="~{memory}"]()
+    for kb in range(K4 // 16):
+        var a0 = a.unsafe_offset(kb * 16)
+        var b0 = strip.unsafe_offset(kb * 16 * GROUP)
+        inlined_assembly["tileloadd ($0,$1,1), %tmm4", NoneType, constraints="r,r,~{memory}"](a0, a_stride)
+        inlined_assembly["tileloadd ($0,$1,1), %tmm5", NoneType, constraints="r,r,~{memory}"](
+            a0.unsafe_offset(16 * K4), a_stride
+        )
+        inlined_assembly["tileloadd ($0,$1,1), %tmm6", NoneType, constraints="r,r,~{memory}"](b0, GROUP)
+        inlined_assembly["tileloadd ($0,$1,1), %tmm7", NoneType, constraints="r,r,~{memory}"](
+            b0.unsafe_offset(panel_stride), GROUP
+        )
+        inlined_assembly["tdpbssd %tmm6, %tmm4, %tmm0", NoneType, constraints="~{memory}"]()
+        inlined_assembly["tdpbssd %tmm7, %tmm4, %tmm1", NoneType, constraints="~{memory}"]()
+        inlined_assembly["tdpbssd %tmm6, %tmm5, %tmm2", NoneType, constraints="~{memory}"]()
+        inlined_assembly["tdpbssd %tmm7, %tmm5, %tmm3", NoneType, constraints="~{memory}"]()
+    comptime row_bytes = AMX_BLOCK * 4
+    inlined_assembly["tilestored %tmm0, ($0,$1,1)", NoneType, constraints="r,r,~{memory}"](sums, row_bytes)
+    inlined_assembly["tilestored %tmm1, ($0,$1,1)", NoneType, constraints="r,r,~{memory}"](
+        sums.unsafe_offset(PANEL), row_bytes
+    )
+    inlined_assembly["tilestored %tmm2, ($0,$1,1)", NoneType, constraints="r,r,~{memory}"](
+        sums.unsafe_offset(PANEL * AMX_BLOCK), row_bytes
+    )
+    inlined_assembly["tilestored %tmm3, ($0,$1,1)", NoneType, constraints="r,r,~{memory}"](
+        sums.unsafe_offset(PANEL * AMX_BLOCK + PANEL), row_bytes
+    )
+
+
+@always_inline
+def _amx_store[
+    y_origin: MutOrigin, //
+](
+    sums: Pointer[Int32, _],
+    y: Pointer[Float32, y_origin],
+    x_scale: Pointer[Float32, _],
+    w_scale: Pointer[Float32, _],
+    bias: Pointer[Float32, _],
+    has_bias: Bool,
+    m0: Int,
+    n0: Int,
+    M: Int,
+    N: Int,
+):
+    """Step 3 for one AMX block, 16 rows at a time through _store."""
+    comptime NR = AMX_BLOCK // PANEL
+    var no_shift = StaticTuple[SIMD[I32, PANEL], NR](SIMD[I32, PANEL](0))
+    comptime for half in range(AMX_BLOCK // PANEL):
+        var acc = StaticTuple[SIMD[I32, PANEL], PANEL * NR](SIMD[I32, PANEL](0))
+        comptime for r in range(PANEL):
+            comptime for j in range(NR):
+                acc[r * NR + j] = sums.unsafe_load[width=PANEL]((half * PANEL + r) * AMX_BLOCK + j * PANEL)
+        _store[AMX, PANEL, PANEL, NR](acc, y, x_scale, w_scale, bias, no_shift, has_bias, m0 + half * PANEL, n0, M, N)
+
+
+def _matmul[
+    y_origin: MutOrigin, //, path: Int
+](
+    xp: Pointer[Float32, _],
+    wp: Pointer[Int8, _],
+    sp: Pointer[Float32, _],
+    bp: Pointer[Float32, _],
+    yp: Pointer[Float32, y_origin],
+    has_bias: Bool,
+    M: Int,
+    N: Int,
+    K: Int,
+):
+    """Steps 1-3 on one inner-product path."""
+    comptime L = _lanes[path]()
+    comptime MR = _tile_rows[path]()
+    comptime NR = _tile_vectors[path]()
+    comptime MB = 2 * AMX_BLOCK if path == AMX else 16 * MR  # rows per work item
+    comptime NB = 128  # channels per work item
+    var K4 = ceildiv(K, 4)
+    var rows = ceildiv(M, MR) * MR  # padded to whole tiles with zero rows
+    var words = unsafe_alloc[Int32](rows * K4)
+    var x_scale = unsafe_alloc[Float32](rows)
+    var zero_word = Int32(-2139062144) if path == VNNI else Int32(0)  # bytes 0x80 = q 0 shifted
+    for i in range(M * K4, rows * K4):
+        words.unsafe_store(i, zero_word)
+
+    def quantize(item: Int) {xp, words, x_scale, M, K, K4}:
+        for m in range(item * ROWS_PER_QUANT_ITEM, min(M, (item + 1) * ROWS_PER_QUANT_ITEM)):
+            _quantize_row[path](xp.unsafe_offset(m * K), K, words.unsafe_offset(m * K4), x_scale.unsafe_offset(m))
+
+    parallelize(quantize, ceildiv(M, ROWS_PER_QUANT_ITEM))
+
+    var n_blocks = ceildiv(N, NB)
+
+    def block(item: Int) {words, x_scale, wp, sp, bp, yp, has_bias, M, N, K4, n_blocks}:
+        var m_start = (item // n_blocks) * MB
+        var n_start = (item % n_blocks) * NB
+        comptime if path == AMX:
+            var cfg = unsafe_alloc[UInt8](64)
+            var sums = unsafe_alloc[Int32](AMX_BLOCK * AMX_BLOCK)
+            _amx_configure(cfg)
+            for n0 in range(n_start, min(N, n_start + NB), AMX_BLOCK):
+                var strip = wp.unsafe_offset((n0 // PANEL) * K4 * GROUP)
+                for m0 in range(m_start, min(M, m_start + MB), AMX_BLOCK):
+                    _amx_block(words.unsafe_offset(m0 * K4), strip, K4, sums)
+                    _amx_store(sums, yp, x_scale, sp, bp, has_bias, m0, n0, M, N)
+            inlined_assembly["tilerelease", NoneType, constraints="~{memory}"]()
+            cfg.unsafe_free()
+            sums.unsafe_free()
+        else:
+            for n0 in range(n_start, min(N, n_start + NB), NR * L):
+                var strip = wp.unsafe_offset((n0 // PANEL) * K4 * GROUP)
+                var shift = _shift[path, L, NR](strip, K4)
+                for m0 in range(m_start, min(M, m_start + MB), MR):
+                    var a = words.unsafe_offset(m0 * K4)
+                    var left = M - m0
+                    if left >= MR:
+                        _store[path, L, MR, NR](_tile[path, L, MR, NR](a, strip, K4), yp, x_scale, sp, bp, shift, has_bias, m0, n0, M, N)
+                    else:
+                        # the last rows: a tile of just those (a decoder step has 1-8 rows,
+                        # where a full tile would spend most of its products on padding)
+                        comptime for R in range(1, MR):
+                            if left == R:
+                                _store[path, L, R, NR](_tile[path, L, R, NR](a, strip, K4), yp, x_scale, sp, bp, shift, has_bias, m0, n0, M, N)
+
+    parallelize(block, ceildiv(M, MB) * n_blocks)
+    words.unsafe_free()
+    x_scale.unsafe_free()
+
+
 @extensibility.register("matmul_int8")
 struct MatmulInt8:
     @staticmethod
@@ -237,11 +420,6 @@ struct MatmulInt8:
         comptime if isa == "avx2" and not CompilationTarget.has_avx2():
             raise Error("matmul_int8: the AVX2 path was requested on a CPU without AVX2")
         comptime path = _path[isa]()
-        comptime L = _lanes[path]()
-        comptime MR = _tile_rows[path]()
-        comptime NR = _tile_vectors[path]()
-        comptime MB = 16 * MR  # rows per work item
-        comptime NB = 128  # channels per work item
         var M = x.dim_size(0)
         var K = x.dim_size(1)
         var N = w_scale.dim_size(0)
@@ -259,40 +437,8 @@ struct MatmulInt8:
         var sp = w_scale.unsafe_ptr()
         var bp = bias.unsafe_ptr()
         var yp = y.unsafe_ptr()
-
-        var rows = ceildiv(M, MR) * MR  # padded to whole tiles with zero rows
-        var words = unsafe_alloc[Int32](rows * K4)
-        var x_scale = unsafe_alloc[Float32](rows)
-        var zero_word = Int32(-2139062144) if path == VNNI else Int32(0)  # bytes 0x80 = q 0 shifted
-        for i in range(M * K4, rows * K4):
-            words.unsafe_store(i, zero_word)
-
-        def quantize(item: Int) {xp, words, x_scale, M, K, K4}:
-            for m in range(item * ROWS_PER_QUANT_ITEM, min(M, (item + 1) * ROWS_PER_QUANT_ITEM)):
-                _quantize_row[path](xp.unsafe_offset(m * K), K, words.unsafe_offset(m * K4), x_scale.unsafe_offset(m))
-
-        parallelize(quantize, ceildiv(M, ROWS_PER_QUANT_ITEM))
-
-        var n_blocks = ceildiv(N, NB)
-
-        def block(item: Int) {words, x_scale, wp, sp, bp, yp, has_bias, M, N, K4, n_blocks}:
-            var m_start = (item // n_blocks) * MB
-            var n_start = (item % n_blocks) * NB
-            for n0 in range(n_start, min(N, n_start + NB), NR * L):
-                var strip = wp.unsafe_offset((n0 // PANEL) * K4 * GROUP)
-                var shift = _shift[path, L, NR](strip, K4)
-                for m0 in range(m_start, min(M, m_start + MB), MR):
-                    var a = words.unsafe_offset(m0 * K4)
-                    var left = M - m0
-                    if left >= MR:
-                        _store[path, L, MR, NR](_tile[path, L, MR, NR](a, strip, K4), yp, x_scale, sp, bp, shift, has_bias, m0, n0, M, N)
-                    else:
-                        # the last rows: a tile of just those (a decoder step has 1-8 rows,
-                        # where a full tile would spend most of its products on padding)
-                        comptime for R in range(1, MR):
-                            if left == R:
-                                _store[path, L, R, NR](_tile[path, L, R, NR](a, strip, K4), yp, x_scale, sp, bp, shift, has_bias, m0, n0, M, N)
-
-        parallelize(block, ceildiv(M, MB) * n_blocks)
-        words.unsafe_free()
-        x_scale.unsafe_free()
+        comptime if path == VNNI and isa == "native":
+            if K % 64 == 0 and _amx_permitted():
+                _matmul[AMX](xp, wp, sp, bp, yp, has_bias, M, N, K)
+                return
+        _matmul[path](xp, wp, sp, bp, yp, has_bias, M, N, K)

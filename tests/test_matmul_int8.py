@@ -1,6 +1,6 @@
 """kernels/matmul_int8.mojo against a NumPy integer reference: every inner
-product path (the native one, AVX2's vpmaddubsw/vpmaddwd, portable) on
-awkward shapes."""
+product path (the native one, which is AMX where the CPU has it, VNNI's
+vpdpbusd, AVX2's vpmaddubsw/vpmaddwd, portable) on awkward shapes."""
 
 import numpy as np
 import pytest
@@ -12,7 +12,7 @@ from maxwhisper_kernels import ops
 from maxwhisper_kernels.graph.parameters import quantize_rows
 from strategies import arrays
 
-PATHS = ["native", "avx2", "portable"]
+PATHS = ["native", "vnni", "avx2", "portable"]
 
 
 @st.composite
@@ -40,13 +40,14 @@ def test_matches_integer_reference(isa, inputs):
 
 
 @pytest.mark.parametrize("isa", PATHS)
-def test_integer_sums_are_exact(isa):
+@pytest.mark.parametrize("k", [1000, 1024])  # 1024: AMX, where present
+def test_integer_sums_are_exact(isa, k):
     """Integer inputs whose row peak is 127 quantize to themselves (scale 1),
     so with unit weight scales the output is the int32 sum itself, exact in
     float32 below 2^24: extremes -127/127 everywhere test the AVX2 path's
     saturation guard and the VNNI path's +128 shift."""
     rng = np.random.default_rng(3)
-    m, k, n = 13, 1000, 70
+    m, n = 13, 70
     x = rng.integers(-127, 128, (m, k)).astype(np.float32)
     x[:, 0] = 127
     x[0] = 127
@@ -61,10 +62,11 @@ def test_integer_sums_are_exact(isa):
     np.testing.assert_array_equal(got, exact.astype(np.float32))
 
 
-def test_paths_agree_bit_for_bit():
+@pytest.mark.parametrize("m,k", [(37, 389), (77, 384)])  # AMX takes K % 64 == 0 only
+def test_paths_agree_bit_for_bit(m, k):
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((37, 389)).astype(np.float32)
-    values = rng.integers(-127, 128, (131, 389)).astype(np.int8)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    values = rng.integers(-127, 128, (131, k)).astype(np.int8)
     scale = rng.uniform(1e-3, 1e-2, 131).astype(np.float32)
     bias = rng.standard_normal(131).astype(np.float32)
     packed = ops.pack_int8_matrix(values)

@@ -122,8 +122,8 @@ def matmul_int8(
 ) -> TensorValue:
     """x @ W^T + bias with W = weight_scale[:, None] * int8 values, weight
     packed by ops.pack_int8_matrix; x (any rank, float32) is quantized per
-    row to int8 inside the op (kernels/matmul_int8.mojo). isa "avx2" or
-    "portable" forces that inner product (tests); "native" picks the best."""
+    row to int8 inside the op (kernels/matmul_int8.mojo). isa "vnni", "avx2"
+    or "portable" forces that inner product (tests); "native" picks the best."""
     rows = _rows(x)
     if bias is None:
         bias = ops.constant(np.zeros(0, np.float32), DType.float32, x.device)

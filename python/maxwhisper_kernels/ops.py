@@ -311,7 +311,9 @@ def matmul_int8(
 ) -> np.ndarray:
     """x [M, K] @ W^T + bias for W = weight_scale[:, None] * values, packed
     = pack_int8_matrix(values); x is quantized per row to int8 in the op.
-    isa: "native", or "avx2" / "portable" to force that path."""
+    isa: "native", or "vnni" / "avx2" / "portable" to force that path
+    ("native" takes AMX where the CPU and OS allow it, else VNNI, AVX2 or
+    portable code)."""
     x = _float32("x", x, 2)
     weight_scale = _float32("weight_scale", weight_scale, 1)
     n = weight_scale.shape[0]
@@ -325,8 +327,8 @@ def matmul_int8(
         )
     if 0 in x.shape:
         raise ValueError(f"x {x.shape} must not be empty")
-    if isa not in ("native", "avx2", "portable"):
-        raise ValueError(f"isa must be 'native', 'avx2' or 'portable', got {isa!r}")
+    if isa not in ("native", "vnni", "avx2", "portable"):
+        raise ValueError(f"isa must be 'native', 'vnni', 'avx2' or 'portable', got {isa!r}")
     body = functools.partial(custom_ops.matmul_int8, isa=isa)
     return _run(f"matmul_int8_{isa}", body, x, packed, weight_scale, bias)[0]
 
