@@ -27,18 +27,14 @@
 #    then vpmaddwd with ones (s16 pairs -> s32). Saturation is avoided by
 #    moving q_x's sign onto the weights (vpsignb): |q_x| * (sign(q_x) q_w)
 #    pairs are at most 2 * 127 * 127 = 32258 < 32767.
-#  - AMX (Intel Sapphire Rapids and later), taken by "native" at run time
-#    when the OS grants this process the tile registers (Linux's
-#    arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA): it refuses on CPUs without
-#    AMX, and every CPU with AMX tiles so far also has AMX-INT8) and K is a
-#    multiple of 64. tdpbssd multiplies a tile of 16 rows x 64 signed bytes
-#    of x by a tile of 16 groups of the packed weights (one panel, 64 k),
-#    which is exactly 16 rows of 64 bytes of that layout, adding into 16 x 16
-#    int32 sums: 16384 products per instruction. x stays signed (no shift).
+#  - AMX (Intel Sapphire Rapids and later, see amx.mojo), taken by "native"
+#    at run time for 16 rows or more when Linux grants this process the tile
+#    registers and K is a multiple of 64. tdpbssd multiplies a tile of 16
+#    rows x 64 signed bytes of x by a tile of 16 groups of the packed weights
+#    (one panel, 64 k), which is exactly 16 rows of 64 bytes of that layout,
+#    adding into 16 x 16 int32 sums: 16384 products per instruction. x stays signed (no shift).
 #    A work item keeps a 32 x 32 block of sums in four tiles (two row tiles
-#    of x by two panels), stores it and runs step 3 on it. The run-time
-#    choice exists because the compiler names some AMX machines by an older
-#    CPU model, whose feature list has no AMX.
+#    of x by two panels), stores it and runs step 3 on it.
 #  - portable (other CPUs): widen to int32, multiply, add.
 # All paths give the same int32 sums, hence bit-identical outputs.
 # Blocking: MR rows x NR vectors of int32 accumulators stay in registers
@@ -56,8 +52,8 @@ from max.algorithm.backend.cpu.parallelize import parallelize
 from std.math import ceildiv
 from std.memory import Pointer, bitcast
 from std.memory.alloc import unsafe_alloc
-from std.ffi import external_call
 from std.sys._assembly import inlined_assembly
+from .amx import amx_configure, amx_permitted, amx_release
 from std.sys.info import CompilationTarget, simd_width_of
 from std.sys.intrinsics import llvm_intrinsic
 from std.utils import StaticTuple
@@ -75,6 +71,10 @@ comptime AVX2 = 1
 comptime PORTABLE = 2
 comptime AMX = 3
 comptime AMX_BLOCK = 32  # rows and channels of the sums one AMX block holds in 4 tiles
+# Fewer rows stay on VNNI: a block pads them to 32, and decoder steps of 1-8
+# rows measured slower on AMX (1 row: 2.5 against 2.0 ms a step); from 16 rows
+# AMX won on the vocabulary projection (51864 x 384: 1.96 against 2.79 ms).
+comptime AMX_MIN_ROWS = 16
 
 
 def _path[isa: StaticString]() -> Int:
@@ -240,30 +240,6 @@ def _quantize_row[
         k += 16
 
 
-def _amx_permitted() -> Bool:
-    """Asks Linux for the AMX tile registers (granted once per process; asking
-    again is a cheap no-op) and says whether it agreed."""
-    comptime if CompilationTarget.is_x86() and CompilationTarget.is_linux():
-        comptime SYS_ARCH_PRCTL = 158
-        comptime ARCH_REQ_XCOMP_PERM = 0x1023
-        comptime XFEATURE_XTILEDATA = 18
-        return external_call["syscall", Int](SYS_ARCH_PRCTL, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0
-    return False
-
-
-@always_inline
-def _amx_configure[c_origin: MutOrigin, //](cfg: Pointer[UInt8, c_origin]):
-    """Loads palette 1 with all 8 tiles at 16 rows x 64 bytes (the calling
-    thread's tile state: each worker configures its own)."""
-    for i in range(64):
-        cfg.unsafe_store(i, 0)
-    cfg.unsafe_store(0, 1)
-    for t in range(8):
-        cfg.unsafe_store(16 + 2 * t, 64)  # bytes per row (16-bit field)
-        cfg.unsafe_store(48 + t, 16)  # rows
-    inlined_assembly["ldtilecfg ($0)", NoneType, constraints="r,~{memory}"](cfg)
-
-
 @always_inline
 def _amx_block[
     c_origin: MutOrigin, //
@@ -372,13 +348,13 @@ def _matmul[
         comptime if path == AMX:
             var cfg = unsafe_alloc[UInt8](64)
             var sums = unsafe_alloc[Int32](AMX_BLOCK * AMX_BLOCK)
-            _amx_configure(cfg)
+            amx_configure(cfg)
             for n0 in range(n_start, min(N, n_start + NB), AMX_BLOCK):
                 var strip = wp.unsafe_offset((n0 // PANEL) * K4 * GROUP)
                 for m0 in range(m_start, min(M, m_start + MB), AMX_BLOCK):
                     _amx_block(words.unsafe_offset(m0 * K4), strip, K4, sums)
                     _amx_store(sums, yp, x_scale, sp, bp, has_bias, m0, n0, M, N)
-            inlined_assembly["tilerelease", NoneType, constraints="~{memory}"]()
+            amx_release()
             cfg.unsafe_free()
             sums.unsafe_free()
         else:
@@ -438,7 +414,7 @@ struct MatmulInt8:
         var bp = bias.unsafe_ptr()
         var yp = y.unsafe_ptr()
         comptime if path == VNNI and isa == "native":
-            if K % 64 == 0 and _amx_permitted():
+            if M >= AMX_MIN_ROWS and K % 64 == 0 and amx_permitted():
                 _matmul[AMX](xp, wp, sp, bp, yp, has_bias, M, N, K)
                 return
         _matmul[path](xp, wp, sp, bp, yp, has_bias, M, N, K)
