@@ -32,6 +32,9 @@ NOTES = [
     "The causal mask is an additive [Tq, Tk] input built once, outside the timing.",
     "\"decoder self 1 over 448 keys\" is causal with Tq=1: every key is visible.",
     "NumPy f32: batched np.matmul (OpenBLAS sgemm) + exp/normalise in place.",
+    "bf16=True (the int8 encoder's setting): on a CPU with AMX, scores from bfloat16 hi/lo "
+    "splits (three tile products) and P V in bfloat16 (kernels/attention_amx.mojo); elsewhere "
+    "the same float32 kernel as the custom op row. Its max abs err column shows the rounding.",
 ]
 
 
@@ -71,6 +74,9 @@ def _graphs() -> dict:
         ("custom", True): compile_graph(
             "bench_attention_custom_causal", qkv,
             lambda q, k, v: custom_ops.attention(q, k, v, SCALE, causal=True), custom=True),
+        ("custom_bf16", False): compile_graph(
+            "bench_attention_custom_bf16", qkv,
+            lambda q, k, v: custom_ops.attention(q, k, v, SCALE, causal=False, bf16=True), custom=True),
         ("max", False): compile_graph("bench_attention_max", qkv, builtin),
         ("max", True): compile_graph("bench_attention_max_masked", qkv + [mask], builtin),
     }
@@ -100,6 +106,8 @@ def make_cases() -> list[Case]:
             max_contender(
                 "MAX matmul+softmax+matmul", "max", builtin, q, k, v, *extra, detail=fused
             ),
+            *([max_contender("custom op, bf16=True (AMX where present)", "custom_bf16",
+                             graphs[("custom_bf16", False)], q, k, v)] if not causal else []),
             Contender(
                 "NumPy f32", "numpy32", lambda q=q, k=k, v=v, m=mask: attention_f32(q, k, v, m)
             ),

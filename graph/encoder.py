@@ -28,7 +28,8 @@ def conv_gelu(x: TensorValue, w: Weights, name: str, c_in: int, c_out: int, stri
 def self_attention(h: TensorValue, w: Weights, name: str, d: int, n_head: int) -> TensorValue:
     q, k, v = ops.split(linear(h, w, f"{name}.qkv", d, 3 * d), [d, d, d], axis=-1)
     heads = [split_heads(t, n_head) for t in (q, k, v)]
-    out = custom_ops.attention(*heads, scale=head_scale(d, n_head))
+    # The int8 encoder may attend in bfloat16 on AMX (its WER: BUILD.md).
+    out = custom_ops.attention(*heads, scale=head_scale(d, n_head), bf16=w.matrix_dtype == PACKED_INT8)
     # The output projection stays float32 in the int8 encoder: some rows of
     # the merged heads carry outlier channels that a per-row int8 scale
     # flattens (jfk, NumPy simulation: worst row cosine to the float encoder

@@ -6,7 +6,10 @@
 #         b // (B / Bk), so beams share one copy of their audio's keys;
 #         scale is a runtime [1] float32 tensor so one compiled graph serves
 #         every head size; `causal` (compile-time) lets query i see keys
-#         0 .. Tk - Tq + i, so one new token can attend over a KV cache.
+#         0 .. Tk - Tq + i, so one new token can attend over a KV cache;
+#         `bf16` (compile-time) lets a non-causal call with D = 64 run on
+#         AMX tiles in bfloat16 where the CPU and OS allow it
+#         (attention_amx.mojo; the int8 encoder), else it changes nothing.
 # Rows: the B / Bk query batches that share one key/value head are treated
 # as one set of group * Tq query rows, so every key is read once per head
 # however many beams attend to it.
@@ -33,6 +36,8 @@ import extensibility
 from extensibility import InputTensor, OutputTensor
 from max.gpu.host import DeviceContext
 from .attention_gpu import attention_gpu
+from .attention_amx import attention_amx
+from .amx import amx_permitted
 from max.algorithm.backend.cpu.parallelize import parallelize
 from std.math import exp, ceildiv, iota
 from std.memory import Pointer
@@ -418,7 +423,7 @@ def attention_cpu[
 struct Attention:
     @staticmethod
     def execute[
-        target: StaticString, causal: Bool
+        target: StaticString, causal: Bool, bf16: Bool
     ](
         output: OutputTensor[rank=4, ...],
         q: InputTensor[dtype=output.dtype, rank=4, ...],
@@ -440,6 +445,14 @@ struct Attention:
             return
         comptime if target != "cpu":
             raise Error("attention: no path for target ", target)
+        comptime if bf16 and not causal:
+            if q.dim_size(3) == 64 and amx_permitted():
+                attention_amx(
+                    q.unsafe_ptr(), k.unsafe_ptr(), v.unsafe_ptr(), output.unsafe_ptr(),
+                    q.dim_size(0), k.dim_size(0), q.dim_size(1), q.dim_size(2), k.dim_size(2),
+                    scale.unsafe_ptr().unsafe_load(0),
+                )
+                return
         attention_cpu[output.dtype, k.dtype, causal](
             q.unsafe_ptr(),
             k.unsafe_ptr(),

@@ -60,9 +60,13 @@ def attention(
     v: TensorValue,
     scale: TensorValue | float,
     causal: bool = False,
+    bf16: bool = False,
 ) -> TensorValue:
     """softmax(scale * q k^T [+ causal mask]) v for q [B, H, Tq, D] and
-    k, v [B, H, Tk, D]; scale is a float or a [1] float32 tensor."""
+    k, v [B, H, Tk, D]; scale is a float or a [1] float32 tensor. bf16: a
+    non-causal call with D = 64 may round q, k, v and the probabilities to
+    bfloat16 and multiply on AMX tiles, where the CPU has them (float32
+    sums; ~1e-2 relative error, for compute_type="int8")."""
     if not isinstance(scale, TensorValue):
         scale = ops.constant([float(scale)], DType.float32, q.device)
     return ops.custom(
@@ -70,7 +74,7 @@ def attention(
         device=q.device,
         values=[q, k, v, scale],
         out_types=[TensorType(q.dtype, q.shape, q.device)],
-        parameters={"causal": bool(causal)},
+        parameters={"causal": bool(causal), "bf16": bool(bf16)},
     )[0].tensor
 
 

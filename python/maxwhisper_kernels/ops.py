@@ -158,12 +158,14 @@ def attention(
     *,
     causal: bool = False,
     scale: float | None = None,
+    bf16: bool = False,
 ) -> np.ndarray:
     """softmax(scale * q k^T) v over [B, H, T, D] arrays; scale defaults to
     1/sqrt(D). With causal=True query i sees keys up to Tk - Tq + i. k and v
     may have fewer batch rows than q (a divisor of B): query row b then uses
     key row b // (B / Bk), as beams of one audio share its keys. k and v both float16
-    stay so (int8 mode's cross-attention inputs): the kernel widens them as it reads."""
+    stay so (int8 mode's cross-attention inputs): the kernel widens them as it reads.
+    bf16=True allows the int8 encoder's AMX path (bfloat16 products) where the CPU has it."""
     q, k, v = _float32("q", q, 4), np.asarray(k), np.asarray(v)
     if not (k.dtype == v.dtype == np.float16 and k.ndim == v.ndim == 4):
         k, v = _float32("k", k, 4), _float32("v", v, 4)
@@ -182,12 +184,12 @@ def attention(
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[3])
     scale_array = np.array([scale], dtype=np.float32)
-    body = functools.partial(_attention_body, causal=bool(causal))
-    return _run(f"attention_causal{int(causal)}", body, q, k, v, scale_array)[0]
+    body = functools.partial(_attention_body, causal=bool(causal), bf16=bool(bf16))
+    return _run(f"attention_causal{int(causal)}_bf16{int(bf16)}", body, q, k, v, scale_array)[0]
 
 
-def _attention_body(q, k, v, scale, *, causal):
-    return custom_ops.attention(q, k, v, scale, causal)
+def _attention_body(q, k, v, scale, *, causal, bf16):
+    return custom_ops.attention(q, k, v, scale, causal, bf16)
 
 
 def cached_attention(
