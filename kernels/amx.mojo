@@ -53,3 +53,40 @@ def amx_configure[c_origin: MutOrigin, //](cfg: Pointer[UInt8, c_origin]):
 @always_inline
 def amx_release():
     inlined_assembly["tilerelease", NoneType, constraints="~{memory}"]()
+
+
+# Tiles 0-3 hold sums, 4-7 operands, in both kernels. The tile is part of the
+# instruction's text, so each number is a branch of its own.
+@always_inline
+def tile_load[tile: Int](p: Pointer, stride: Int):
+    """Tile 4-7 <- 16 rows of 64 bytes at p, stride bytes apart."""
+    comptime if tile == 4:
+        inlined_assembly["tileloadd ($0,$1,1), %tmm4", NoneType, constraints="r,r,~{memory}"](p, stride)
+    elif tile == 5:
+        inlined_assembly["tileloadd ($0,$1,1), %tmm5", NoneType, constraints="r,r,~{memory}"](p, stride)
+    elif tile == 6:
+        inlined_assembly["tileloadd ($0,$1,1), %tmm6", NoneType, constraints="r,r,~{memory}"](p, stride)
+    else:
+        inlined_assembly["tileloadd ($0,$1,1), %tmm7", NoneType, constraints="r,r,~{memory}"](p, stride)
+
+
+@always_inline
+def tile_store[tile: Int](p: Pointer, stride: Int):
+    """Sum tile 0-3 -> 16 rows of 64 bytes at p, stride bytes apart."""
+    comptime if tile == 0:
+        inlined_assembly["tilestored %tmm0, ($0,$1,1)", NoneType, constraints="r,r,~{memory}"](p, stride)
+    elif tile == 1:
+        inlined_assembly["tilestored %tmm1, ($0,$1,1)", NoneType, constraints="r,r,~{memory}"](p, stride)
+    elif tile == 2:
+        inlined_assembly["tilestored %tmm2, ($0,$1,1)", NoneType, constraints="r,r,~{memory}"](p, stride)
+    else:
+        inlined_assembly["tilestored %tmm3, ($0,$1,1)", NoneType, constraints="r,r,~{memory}"](p, stride)
+
+
+@always_inline
+def zero_sums():
+    """Tiles 0-3, the kernels' sum tiles, to zero."""
+    inlined_assembly["tilezero %tmm0", NoneType, constraints="~{memory}"]()
+    inlined_assembly["tilezero %tmm1", NoneType, constraints="~{memory}"]()
+    inlined_assembly["tilezero %tmm2", NoneType, constraints="~{memory}"]()
+    inlined_assembly["tilezero %tmm3", NoneType, constraints="~{memory}"]()

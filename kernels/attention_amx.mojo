@@ -43,7 +43,7 @@ from std.memory import Pointer, bitcast
 from std.memory.alloc import unsafe_alloc
 from std.sys._assembly import inlined_assembly
 from max.algorithm.backend.cpu.parallelize import parallelize
-from .amx import amx_configure, amx_release
+from .amx import amx_configure, amx_release, tile_load, tile_store, zero_sums
 
 comptime F32 = DType.float32
 comptime U16 = DType.uint16
@@ -101,38 +101,6 @@ def _pack_head[
         var base = (j // TILE) * (D // TILE) * V_TILE + (j % TILE) * 32
         comptime for c in range(D // TILE):
             vp.unsafe_store(base + c * V_TILE, pairs.slice[32, offset=32 * c]())
-
-
-@always_inline
-def _load[tile: Int](p: Pointer, stride: Int):
-    comptime if tile == 4:
-        inlined_assembly["tileloadd ($0,$1,1), %tmm4", NoneType, constraints="r,r,~{memory}"](p, stride)
-    elif tile == 5:
-        inlined_assembly["tileloadd ($0,$1,1), %tmm5", NoneType, constraints="r,r,~{memory}"](p, stride)
-    elif tile == 6:
-        inlined_assembly["tileloadd ($0,$1,1), %tmm6", NoneType, constraints="r,r,~{memory}"](p, stride)
-    else:
-        inlined_assembly["tileloadd ($0,$1,1), %tmm7", NoneType, constraints="r,r,~{memory}"](p, stride)
-
-
-@always_inline
-def _store[tile: Int](p: Pointer, stride: Int):
-    comptime if tile == 0:
-        inlined_assembly["tilestored %tmm0, ($0,$1,1)", NoneType, constraints="r,r,~{memory}"](p, stride)
-    elif tile == 1:
-        inlined_assembly["tilestored %tmm1, ($0,$1,1)", NoneType, constraints="r,r,~{memory}"](p, stride)
-    elif tile == 2:
-        inlined_assembly["tilestored %tmm2, ($0,$1,1)", NoneType, constraints="r,r,~{memory}"](p, stride)
-    else:
-        inlined_assembly["tilestored %tmm3, ($0,$1,1)", NoneType, constraints="r,r,~{memory}"](p, stride)
-
-
-@always_inline
-def _zero_sums():
-    inlined_assembly["tilezero %tmm0", NoneType, constraints="~{memory}"]()
-    inlined_assembly["tilezero %tmm1", NoneType, constraints="~{memory}"]()
-    inlined_assembly["tilezero %tmm2", NoneType, constraints="~{memory}"]()
-    inlined_assembly["tilezero %tmm3", NoneType, constraints="~{memory}"]()
 
 
 @always_inline
@@ -202,17 +170,17 @@ def _attend_rows[
     var s_stride = Tkp * 4
     for t0 in range(0, Tkp, TILE):
         var kb = (t0 // TILE) * 2 * K_TILE
-        _zero_sums()
+        zero_sums()
         comptime for h in range(2):
-            _load[4](kp.unsafe_offset(kb + h * K_TILE), 64)
-            _load[5](kp_lo.unsafe_offset(kb + h * K_TILE), 64)
+            tile_load[4](kp.unsafe_offset(kb + h * K_TILE), 64)
+            tile_load[5](kp_lo.unsafe_offset(kb + h * K_TILE), 64)
             comptime for c in range(ROW_TILES):
                 var qr = c * TILE * D + h * (D // 2)
-                _load[6](qa.unsafe_offset(qr), q_stride)
-                _load[7](q_lo.unsafe_offset(qr), q_stride)
+                tile_load[6](qa.unsafe_offset(qr), q_stride)
+                tile_load[7](q_lo.unsafe_offset(qr), q_stride)
                 _score_products[c]()
         comptime for c in range(ROW_TILES):
-            _store[c](s.unsafe_offset(c * TILE * Tkp + t0), s_stride)
+            tile_store[c](s.unsafe_offset(c * TILE * Tkp + t0), s_stride)
 
     # Softmax per row over the Tk real keys; the scores of the padding keys
     # (zero vectors) are replaced by NEG in the last vector, so P is zero there.
@@ -240,19 +208,19 @@ def _attend_rows[
     comptime o_stride = D * 4
     comptime for rp in range(ROW_TILES // 2):
         comptime for cp in range(D // TILE // 2):
-            _zero_sums()
+            zero_sums()
             for t0 in range(0, Tkp, KEY_ALIGN):
                 var vb = (t0 // KEY_ALIGN) * (D // TILE) * V_TILE + 2 * cp * V_TILE
-                _load[4](p.unsafe_offset(2 * rp * TILE * Tkp + t0), p_stride)
-                _load[5](p.unsafe_offset((2 * rp + 1) * TILE * Tkp + t0), p_stride)
-                _load[6](vp.unsafe_offset(vb), 64)
-                _load[7](vp.unsafe_offset(vb + V_TILE), 64)
+                tile_load[4](p.unsafe_offset(2 * rp * TILE * Tkp + t0), p_stride)
+                tile_load[5](p.unsafe_offset((2 * rp + 1) * TILE * Tkp + t0), p_stride)
+                tile_load[6](vp.unsafe_offset(vb), 64)
+                tile_load[7](vp.unsafe_offset(vb + V_TILE), 64)
                 _value_products()
             var ob = 2 * rp * TILE * D + 2 * cp * TILE
-            _store[0](acc.unsafe_offset(ob), o_stride)
-            _store[1](acc.unsafe_offset(ob + TILE), o_stride)
-            _store[2](acc.unsafe_offset(ob + TILE * D), o_stride)
-            _store[3](acc.unsafe_offset(ob + TILE * D + TILE), o_stride)
+            tile_store[0](acc.unsafe_offset(ob), o_stride)
+            tile_store[1](acc.unsafe_offset(ob + TILE), o_stride)
+            tile_store[2](acc.unsafe_offset(ob + TILE * D), o_stride)
+            tile_store[3](acc.unsafe_offset(ob + TILE * D + TILE), o_stride)
     amx_release()
 
     for r in range(nr):

@@ -53,7 +53,7 @@ from std.math import ceildiv
 from std.memory import Pointer, bitcast
 from std.memory.alloc import unsafe_alloc
 from std.sys._assembly import inlined_assembly
-from .amx import amx_configure, amx_permitted, amx_release
+from .amx import amx_configure, amx_permitted, amx_release, tile_load, tile_store, zero_sums
 from std.sys.info import CompilationTarget, simd_width_of
 from std.sys.intrinsics import llvm_intrinsic
 from std.utils import StaticTuple
@@ -249,36 +249,23 @@ def _amx_block[
     panels at strip. Tiles: 0-3 sums, 4-5 rows of x, 6-7 panels."""
     var a_stride = K4 * 4
     var panel_stride = K4 * GROUP
-    inlined_assembly["tilezero %tmm0", NoneType, constraints="~{memory}"]()
-    inlined_assembly["tilezero %tmm1", NoneType, constraints="~{memory}"]()
-    inlined_assembly["tilezero %tmm2", NoneType, constraints="~{memory}"]()
-    inlined_assembly["tilezero %tmm3", NoneType, constraints="~{memory}"]()
+    zero_sums()
     for kb in range(K4 // 16):
         var a0 = a.unsafe_offset(kb * 16)
         var b0 = strip.unsafe_offset(kb * 16 * GROUP)
-        inlined_assembly["tileloadd ($0,$1,1), %tmm4", NoneType, constraints="r,r,~{memory}"](a0, a_stride)
-        inlined_assembly["tileloadd ($0,$1,1), %tmm5", NoneType, constraints="r,r,~{memory}"](
-            a0.unsafe_offset(16 * K4), a_stride
-        )
-        inlined_assembly["tileloadd ($0,$1,1), %tmm6", NoneType, constraints="r,r,~{memory}"](b0, GROUP)
-        inlined_assembly["tileloadd ($0,$1,1), %tmm7", NoneType, constraints="r,r,~{memory}"](
-            b0.unsafe_offset(panel_stride), GROUP
-        )
+        tile_load[4](a0, a_stride)
+        tile_load[5](a0.unsafe_offset(16 * K4), a_stride)
+        tile_load[6](b0, GROUP)
+        tile_load[7](b0.unsafe_offset(panel_stride), GROUP)
         inlined_assembly["tdpbssd %tmm6, %tmm4, %tmm0", NoneType, constraints="~{memory}"]()
         inlined_assembly["tdpbssd %tmm7, %tmm4, %tmm1", NoneType, constraints="~{memory}"]()
         inlined_assembly["tdpbssd %tmm6, %tmm5, %tmm2", NoneType, constraints="~{memory}"]()
         inlined_assembly["tdpbssd %tmm7, %tmm5, %tmm3", NoneType, constraints="~{memory}"]()
     comptime row_bytes = AMX_BLOCK * 4
-    inlined_assembly["tilestored %tmm0, ($0,$1,1)", NoneType, constraints="r,r,~{memory}"](sums, row_bytes)
-    inlined_assembly["tilestored %tmm1, ($0,$1,1)", NoneType, constraints="r,r,~{memory}"](
-        sums.unsafe_offset(PANEL), row_bytes
-    )
-    inlined_assembly["tilestored %tmm2, ($0,$1,1)", NoneType, constraints="r,r,~{memory}"](
-        sums.unsafe_offset(PANEL * AMX_BLOCK), row_bytes
-    )
-    inlined_assembly["tilestored %tmm3, ($0,$1,1)", NoneType, constraints="r,r,~{memory}"](
-        sums.unsafe_offset(PANEL * AMX_BLOCK + PANEL), row_bytes
-    )
+    tile_store[0](sums, row_bytes)
+    tile_store[1](sums.unsafe_offset(PANEL), row_bytes)
+    tile_store[2](sums.unsafe_offset(PANEL * AMX_BLOCK), row_bytes)
+    tile_store[3](sums.unsafe_offset(PANEL * AMX_BLOCK + PANEL), row_bytes)
 
 
 @always_inline
