@@ -98,8 +98,8 @@ HARNESSES = {
         + _tensor("o", "OutputTensor", (1, 6, 1500, 64))
         + _tensor("ob", "OutputTensor", (5, 6, 1, 64))
         + _tensor("sc", "InputTensor", (1,))
-        + "    Attention.execute[target=\"gpu\", causal=False](o, q, k, v, sc, ctx)\n"
-        + "    Attention.execute[target=\"gpu\", causal=True](ob, qb, k, v, sc, ctx)\n",
+        + "    Attention.execute[target=\"gpu\", causal=False, bf16=False](o, q, k, v, sc, ctx)\n"
+        + "    Attention.execute[target=\"gpu\", causal=True, bf16=False](ob, qb, k, v, sc, ctx)\n",
     ),
     # A decoder step of 5 beams over an in-place cache of 448 positions.
     "cached_attention": (
