@@ -37,7 +37,7 @@
 # 7.0, the softmax (max, exp, rounding) is about half.
 # The default mode keeps float32 attention and openai-whisper's exact output.
 # Tested against a NumPy float64 model of these roundings and against exact
-# attention in tests/test_attention.py.
+# attention in tests/test_attention_amx.py.
 from std.math import exp, ceildiv, iota
 from std.memory import Pointer, bitcast
 from std.memory.alloc import unsafe_alloc

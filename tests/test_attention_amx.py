@@ -4,27 +4,14 @@ from bfloat16 hi/lo splits, probabilities and values rounded to bfloat16) and
 against exact attention within bfloat16's error; elsewhere, and for the calls
 the path does not take (causal, D != 64), bf16=True must change nothing."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import reference
 from maxwhisper_kernels import ops
+from maxwhisper_kernels.graph_store import _cpu_flags
 
-
-def _cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
-AMX = {"amx_tile", "amx_bf16"} <= _cpu_flags()
+AMX = {"amx_tile", "amx_bf16"} <= set(_cpu_flags().split())
 
 
 def bf16(x):

@@ -64,9 +64,10 @@ def attention(
 ) -> TensorValue:
     """softmax(scale * q k^T [+ causal mask]) v for q [B, H, Tq, D] and
     k, v [B, H, Tk, D]; scale is a float or a [1] float32 tensor. bf16: a
-    non-causal call with D = 64 may round q, k, v and the probabilities to
-    bfloat16 and multiply on AMX tiles, where the CPU has them (float32
-    sums; ~1e-2 relative error, for compute_type="int8")."""
+    non-causal call with D = 64 may run on AMX tiles where the CPU has them:
+    scores from bfloat16 hi/lo splits of q and k (close to float32), the
+    probabilities and v rounded to bfloat16 (about 2^-8 of |v|), float32
+    sums; for compute_type="int8" (kernels/attention_amx.mojo)."""
     if not isinstance(scale, TensorValue):
         scale = ops.constant([float(scale)], DType.float32, q.device)
     return ops.custom(
