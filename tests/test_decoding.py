@@ -34,8 +34,9 @@ from maxwhisper_kernels.decoding import (
     suppressed_tokens,
     top_tokens,
 )
-from maxwhisper_kernels.decoding.loops import LOOP_TOKENS, MAX_PERIOD, loop_periods
+from maxwhisper_kernels.decoding.loops import LOOP_TOKENS, MAX_PERIOD, MIN_LOOP_TOKENS, loop_periods
 from maxwhisper_kernels.decoding.rules import token_rules
+from maxwhisper_kernels.decoding.search import draw
 from maxwhisper_kernels.tokenizer import default_vocab_dir, get_tokenizer
 from maxwhisper_kernels.transcribe import transcribe
 from maxwhisper_kernels.weights import ModelDimensions
@@ -90,7 +91,9 @@ class Features:
 
 class FakeModel:
     """model.encode numbers the windows it sees; each decoder row's logits come from
-    script(window, attempt, tokens so far), attempt counting the passes over that window."""
+    script(window, attempt, tokens so far), attempt counting the passes over that window.
+    With draws_per_attempt, a pass's rows of one window count as consecutive attempts, that
+    many rows each (a window decoded at several temperatures at once, parallel_fallback)."""
 
     def __init__(
         self,
@@ -99,8 +102,10 @@ class FakeModel:
         multilingual: bool = False,
         tokenizer_dir=EN_DIR,
         n_vocab: int = N_VOCAB,
+        draws_per_attempt: int | None = None,
     ):
         self.dims = dims(n_vocab)
+        self.draws_per_attempt = draws_per_attempt
         self.is_multilingual = multilingual
         self.num_languages = 99
         self.alignment_heads = None
@@ -128,7 +133,9 @@ class FakeInference:
         self.windows = windows
         self.n_group = n_group
         self.attempts = [model.attempts[w] for w in windows]
-        model.attempts.update(windows)
+        self.draws = min(model.draws_per_attempt or n_group, n_group)  # rows per attempt
+        for _ in range(n_group // self.draws):
+            model.attempts.update(windows)
         self.audios = list(range(len(windows)))  # the windows still stepped (keep_rows)
         self.fed: list[np.ndarray] = []
         self.rearrangements: list[list[int]] = []
@@ -148,7 +155,7 @@ class FakeInference:
                 [
                     self.model.script(
                         self.windows[self.audios[row // self.n_group]],
-                        self.attempts[self.audios[row // self.n_group]],
+                        self.attempts[self.audios[row // self.n_group]] + row % self.n_group // self.draws,
                         tokens[row, : p + 1].tolist(),
                     )
                     for p in positions
@@ -422,6 +429,48 @@ def test_greedy_decoder_samples_softmax_at_temperature_reproducibly():
     assert (sample(7) != sample(8)).any()
 
 
+def _draw_over_the_whole_vocabulary(logits: np.ndarray, temperatures: np.ndarray, u: np.ndarray) -> list[int]:
+    """Inverse-CDF sampling from the definition: the first token whose running sum of
+    exp(logit / t) passes u times the total."""
+    chosen = []
+    for row, t, draw_u in zip(logits, temperatures, u):
+        weights = np.exp((row - row.max()) / t)
+        running = np.cumsum(weights)
+        chosen.append(int(np.flatnonzero(running > draw_u * running[-1])[0]))
+    return chosen
+
+
+@given(st.integers(0, 2**31), st.floats(0.05, 1.0), st.floats(0.5, 12.0))
+def test_draw_matches_sampling_over_the_whole_vocabulary(seed, temperature, spread):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0.0, spread, (5, 2000))
+    logits[:, rng.integers(0, 2000, 300)] = -np.inf  # barred tokens
+    temperatures = np.array([temperature, 1.0, 0.2, temperature, 0.7])
+    u = np.random.default_rng(seed + 1).random(5)
+    chosen = draw(logits, temperatures[:, None], np.random.default_rng(seed + 1))
+    assert chosen.tolist() == _draw_over_the_whole_vocabulary(logits, temperatures, u)
+
+
+def test_rows_at_their_own_temperatures():
+    """Rows at 0 take the likeliest token; rows above 0 draw, each at its own temperature."""
+    probs = np.array([0.2, 0.3, 0.5, 0.0])
+    with np.errstate(divide="ignore"):
+        base = np.log(probs)
+    temperatures = np.tile([0.0, 0.5, 1.0], 3000)
+    # softmax(logits / t) = probs for the rows at 0.5 and 1.0
+    logits = np.where(temperatures[:, None] == 0.5, base * 0.5, base)
+    sampler = Sampler(temperature=temperatures, eot=9, rng=np.random.default_rng(5))
+    tokens, _ = sampler.step(np.zeros((9000, 1), dtype=np.int64), logits, np.zeros(9000))
+    picked = tokens[:, -1].reshape(3000, 3)
+    assert (picked[:, 0] == 2).all()
+    for column in (1, 2):
+        counts = np.bincount(picked[:, column], minlength=4) / 3000
+        np.testing.assert_allclose(counts, probs, atol=0.035)  # about 4 standard deviations
+    sampler.keep(np.arange(0, 9000, 3))  # only the greedy rows stay
+    tokens, _ = sampler.step(np.zeros((3000, 1), dtype=np.int64), logits[::3], np.zeros(3000))
+    assert (tokens[:, -1] == 2).all()
+
+
 def test_ranker_length_normalisation_and_google_nmt_penalty():
     tokens = [[[1], [1, 2, 3, 4]]]
     sum_logprobs = [[-1.0, -3.0]]
@@ -574,9 +623,10 @@ def test_beam_search_keeps_every_row_to_the_end():
 
 
 def _shortest_period(row: list[int]) -> int:
-    """From the definition: the least p <= MAX_PERIOD with tail[k] == tail[k - p] for every k."""
-    tail = row[-LOOP_TOKENS:]
+    """From the definition: the least p <= MAX_PERIOD such that the last max(24, 4p) tokens,
+    at most 48, repeat a block of p (tail[k] == tail[k - p] for every k)."""
     for p in range(1, MAX_PERIOD + 1):
+        tail = row[-min(LOOP_TOKENS, max(MIN_LOOP_TOKENS, 4 * p)) :]
         if all(tail[k] == tail[k - p] for k in range(p, len(tail))):
             return p
     return 0
@@ -613,8 +663,9 @@ def test_a_loop_that_goes_on_stops_early_with_the_same_result():
         assert a.compression_ratio == b.compression_ratio
         assert b.avg_logprob == pytest.approx(a.avg_logprob, rel=1e-12)
     assert stopped[0].compression_ratio > 2.4 and stopped[0].avg_logprob < -0.5  # still fails
-    # the loop is caught once LOOP_TOKENS written tokens repeat one block
-    assert len(stopped_model.inferences[-1].fed) == LOOP_TOKENS + 2 < len(full_model.inferences[-1].fed)
+    # the loop (" world" over and over, after <|0.00|> Hello) is caught once 24 written tokens
+    # repeat it
+    assert len(stopped_model.inferences[-1].fed) == MIN_LOOP_TOKENS + 2 < len(full_model.inferences[-1].fed)
 
 
 def test_a_loop_that_would_break_off_is_written_out_as_a_loop():
@@ -775,6 +826,44 @@ def test_temperature_fallback_on_low_log_probability_and_repetition():
     assert model.n_encoded == 1  # one encoding serves every attempt
     # beam search at T=0, best-of-3 sampling above it
     assert [inference.n_group for inference in model.inferences] == [2, 3, 3]
+
+
+FALLBACK_SCRIPT = [
+    Reply([ts(0), HELLO, WORLD, AGAIN, ts(1)], rivals=400),  # avg_logprob < -1
+    Reply([ts(0), *[THE] * 60, ts(5)]),  # compression ratio > 2.4
+    Reply([ts(0), HELLO, ts(1)]),
+    Reply([ts(0), WORLD, ts(1)]),
+]
+
+
+@pytest.mark.usefixtures("fake_mel")
+@pytest.mark.parametrize("parallel, best_of, groups", [(2, 3, [1, 6]), (3, 3, [1, 9]), (3, None, [1, 3])])
+def test_parallel_fallback_keeps_what_trying_in_turn_keeps(parallel, best_of, groups):
+    in_turn = FakeModel(replies(FALLBACK_SCRIPT))
+    at_once = FakeModel(replies(FALLBACK_SCRIPT), draws_per_attempt=best_of or 1)
+    expected = transcribe(in_turn, seconds_of_audio(5), best_of=best_of)["segments"]
+    found = transcribe(at_once, seconds_of_audio(5), best_of=best_of, parallel_fallback=parallel)["segments"]
+    summary = [(s["text"], s["temperature"], s["avg_logprob"], s["compression_ratio"]) for s in expected]
+    assert summary == [(" Hello", 0.4, pytest.approx(found[0]["avg_logprob"]), found[0]["compression_ratio"])]
+    assert [(s["text"], s["temperature"]) for s in found] == [(" Hello", 0.4)]
+    # greedy at 0, then 0.2 and 0.4 (and 0.6) drawn in one pass of best_of rows each
+    assert [inference.n_group for inference in at_once.inferences] == groups
+    assert [inference.n_group for inference in in_turn.inferences] == [1, best_of or 1, best_of or 1]
+
+
+@pytest.mark.usefixtures("fake_mel")
+def test_parallel_fallback_goes_on_when_every_temperature_of_a_pass_fails():
+    script = [*FALLBACK_SCRIPT[:2], FALLBACK_SCRIPT[1], FALLBACK_SCRIPT[1], FALLBACK_SCRIPT[3]]
+    model = FakeModel(replies(script), draws_per_attempt=1)
+    result = transcribe(model, seconds_of_audio(5), temperature=(0.0, 0.2, 0.4, 0.6, 0.8), parallel_fallback=2)
+    assert [(s["text"], s["temperature"]) for s in result["segments"]] == [(" world", 0.8)]
+    assert [inference.n_group for inference in model.inferences] == [1, 2, 2]  # 0 | 0.2 0.4 | 0.6 0.8
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5])
+def test_parallel_fallback_must_be_a_count(bad):
+    with pytest.raises(ValueError, match="parallel_fallback"):
+        transcribe(FakeModel(replies(FALLBACK_SCRIPT)), seconds_of_audio(5), parallel_fallback=bad)
 
 
 @pytest.mark.usefixtures("fake_mel")

@@ -120,10 +120,11 @@ def _write(
     search: Sampler | BeamSearch,
     tokens: np.ndarray,
     last_open_end: np.ndarray | None,
+    group: int,
 ) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """The step loop: (tokens, sum of log probabilities, no-speech probability) per row. Rows
     that ended are padded with <|endoftext|> to the longest. last_open_end: per row, see
-    rules.timestamp_grammar."""
+    rules.timestamp_grammar. group: rows per audio."""
     eot = plan.tokenizer.eot
     sums = np.zeros(len(tokens))
     no_speech = [np.nan] * len(tokens)
@@ -140,10 +141,14 @@ def _write(
             logits = inference.logits(tokens, positions=[plan.sot_index, -1])
             after_sot = np.exp(log_softmax(logits[:, 0]))
             no_speech = after_sot[:, plan.tokenizer.no_speech].tolist()
+            scratch = np.empty((len(tokens), logits.shape[-1]))
         else:
             logits = inference.logits(tokens, positions=[-1])
-        # a float64 copy: the rules write into it, the model's buffer stays as it was
-        logits = logits[:, -1].astype(np.float64)
+        # a float64 copy: the rules write into it, the model's buffer stays as it was. It is
+        # the same memory every step: fresh memory this size (0.4 MB a row) costs page faults
+        rows = scratch[: len(logits)]
+        np.copyto(rows, logits[:, -1])
+        logits = rows
         plan.rules.apply(logits, tokens, None if last_open_end is None else last_open_end[live])
         live_sums = sums[live]
         tokens, finished = search.step(tokens, logits, live_sums)
@@ -153,7 +158,7 @@ def _write(
         if finished or tokens.shape[-1] > plan.n_ctx:
             break
         if isinstance(search, Sampler):  # beam search keeps its finished lists by audio index
-            live, tokens = _drop_ended(inference, plan.n_group, eot, live, tokens, written)
+            live, tokens = _drop_ended(inference, search, group, eot, live, tokens, written)
     written[live, : tokens.shape[-1]] = tokens
     width = tokens.shape[-1]
     if loops is not None:
@@ -162,7 +167,13 @@ def _write(
 
 
 def _drop_ended(
-    inference: Inference, group: int, eot: int, live: np.ndarray, tokens: np.ndarray, written: np.ndarray
+    inference: Inference,
+    search: Sampler,
+    group: int,
+    eot: int,
+    live: np.ndarray,
+    tokens: np.ndarray,
+    written: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Takes the audios whose rows all wrote <|endoftext|> out of the batch once they are at
     least half of it: each later step then costs fewer rows (a batch of windows runs as long as
@@ -175,6 +186,7 @@ def _drop_ended(
     gone = live[~keep]
     written[gone, : tokens.shape[-1]] = tokens[~keep]
     inference.keep_rows(np.flatnonzero(keep))
+    search.keep(np.flatnonzero(keep))
     return live[keep], tokens[keep]
 
 
@@ -193,12 +205,20 @@ def run_plan(
     mel: np.ndarray | AudioFeatures,
     initial_tokens: Sequence[Sequence[int]] | None = None,
     speech_ends: Sequence[float | None] | None = None,
+    temperatures: Sequence[float] | None = None,
 ) -> list[DecodingResult]:
     """Decodes mels [n_audio, n_mels, n_frames] (or their features). initial_tokens, one row
     per audio, stand in for the plan's own (each window its own prompt); all rows must have the
     plan's length, since the rows of a batch sit at the same text positions. speech_ends, one
-    per audio, stand in for the options' speech_end."""
-    options, tokenizer, group = plan.options, plan.tokenizer, plan.n_group
+    per audio, stand in for the options' speech_end. temperatures (sampling only) stand in for
+    the options' one: each audio is then decoded at every one of them, its rows sharing its
+    features, and the results come per audio, per temperature."""
+    options, tokenizer = plan.options, plan.tokenizer
+    temperatures = [options.temperature] if temperatures is None else list(temperatures)
+    if options.beam_size is not None and len(temperatures) > 1:
+        raise ValueError("beam search decodes at one temperature at a time")
+    n_temps = len(temperatures)
+    group = plan.n_group * n_temps  # rows per audio: a group of draws per temperature
     audio_features, n_audio = features_of(model, mel)
     rows = [plan.initial_tokens] * n_audio if initial_tokens is None else initial_tokens
     if len(rows) != n_audio or any(len(row) != plan.sample_begin for row in rows):
@@ -218,17 +238,24 @@ def run_plan(
     if last_open_end is not None:
         last_open_end = np.repeat(last_open_end, group)
     inference = model.new_inference(audio_features, n_group=group)
+    rng = np.random.default_rng(options.seed)
     if options.beam_size is not None:
         search = BeamSearch(options.beam_size, tokenizer.eot, inference, options.patience)
-    else:
-        search = Sampler(options.temperature, tokenizer.eot, np.random.default_rng(options.seed))
+    elif n_temps == 1:
+        search = Sampler(temperatures[0], tokenizer.eot, rng)
+    else:  # audio-major, then temperature, then the draws of one temperature
+        row_temperatures = np.tile(np.repeat(temperatures, plan.n_group), n_audio)
+        search = Sampler(row_temperatures, tokenizer.eot, rng)
     try:
-        tokens, sums, no_speech = _write(plan, inference, search, np.repeat(tokens, group, 0), last_open_end)
+        tokens, sums, no_speech = _write(
+            plan, inference, search, np.repeat(tokens, group, 0), last_open_end, group
+        )
     finally:
         inference.cleanup_caching()
 
+    # each (audio, temperature) chooses among its own draws
     sequences, totals = search.candidates(
-        tokens.reshape(n_audio, group, -1), sums.reshape(n_audio, group)
+        tokens.reshape(n_audio * n_temps, plan.n_group, -1), sums.reshape(n_audio * n_temps, plan.n_group)
     )
     # keep only the written text: from sample_begin up to the first <|endoftext|>
     sequences = [
@@ -238,8 +265,9 @@ def run_plan(
     picked = best_candidates(sequences, totals, options.length_penalty)
 
     results = []
-    for audio, best in enumerate(picked):
-        text_tokens = sequences[audio][best]
+    for index, best in enumerate(picked):
+        audio, temperature = divmod(index, n_temps)
+        text_tokens = sequences[index][best]
         text = tokenizer.decode(text_tokens).strip()
         results.append(
             DecodingResult(
@@ -248,9 +276,9 @@ def run_plan(
                 tokens=text_tokens,
                 text=text,
                 # the <|endoftext|> counts: its log probability is part of the sum
-                avg_logprob=totals[audio][best] / (len(text_tokens) + 1),
-                no_speech_prob=no_speech[audio * group],
-                temperature=options.temperature,
+                avg_logprob=totals[index][best] / (len(text_tokens) + 1),
+                no_speech_prob=no_speech[audio * group],  # every row of an audio has the same
+                temperature=temperatures[temperature],
                 compression_ratio=compression_ratio(text),
             )
         )
@@ -258,18 +286,22 @@ def run_plan(
 
 
 def decode_batch(
-    model: WhisperModel, mel: np.ndarray | AudioFeatures, options: Sequence[DecodingOptions]
+    model: WhisperModel,
+    mel: np.ndarray | AudioFeatures,
+    options: Sequence[DecodingOptions],
+    temperatures: Sequence[float] | None = None,
 ) -> list[DecodingResult]:
     """Decodes windows (mels [n_audio, n_mels, 3000] or their features) with one options set
     each. The sets may differ in their prompts and speech ends only, and the prompts must come
     to the same number of tokens: a single decoder run serves all windows, at shared text
-    positions."""
+    positions. temperatures: as run_plan's (len(temperatures) results per window)."""
     plans = [plan_decoding(model, o) for o in options]
     shared = [replace(o, prompt=None, speech_end=None) for o in options]
     if any(o != shared[0] for o in shared):
         raise ValueError("the options of a batch may differ only in their prompts and speech ends")
     speech_ends = [o.speech_end for o in options]
-    return run_plan(model, plans[0], mel, [plan.initial_tokens for plan in plans], speech_ends)
+    initial = [plan.initial_tokens for plan in plans]
+    return run_plan(model, plans[0], mel, initial, speech_ends, temperatures)
 
 
 def decode(

@@ -84,7 +84,8 @@ def _decode_batch(model: WhisperModel, batch: list[tuple]) -> int:
     settings: Settings = transcriptions[0].settings
     windows = EncodedWindows(model, np.stack([t.window() for t in transcriptions]))
     temperatures = settings.options.temperatures
-    results = decode_with_fallback(model, windows, temperatures, settings.thresholds, options)
+    parallel = settings.options.parallel_fallback
+    results = decode_with_fallback(model, windows, temperatures, settings.thresholds, options, parallel)
     return sum(
         t.advance(result, functools.partial(windows.features, [k]))
         for k, (t, result) in enumerate(zip(transcriptions, results))

@@ -42,6 +42,16 @@ class TranscribeOptions:
     # reaches its end, an opened segment is speech left unsaid, never speech cut off by the
     # window's edge, so the text may not stop there (DecodingOptions.speech_end)
     vad_cut: bool = False
+    # after the first temperature, a failing window is drawn at up to this many of the next ones
+    # at once, and the lowest that passes is kept (windows.decode_with_fallback); either way the
+    # same rule picks the result. 1 tries them in turn, as openai-whisper does, and is the
+    # faster on 2 CPU cores, where each extra row's NumPy work and step cost more than the
+    # retries they spare (BUILD.md); more pays where extra rows of a step are nearly free
+    parallel_fallback: int = 1
+
+    def __post_init__(self):
+        if not isinstance(self.parallel_fallback, int) or self.parallel_fallback < 1:
+            raise ValueError(f"parallel_fallback must be a whole number of at least 1, got {self.parallel_fallback!r}")
 
     @property
     def temperatures(self) -> tuple[float, ...]:

@@ -53,21 +53,44 @@ def options_at(decode_options: dict[str, Any], temperature: float) -> DecodingOp
     return DecodingOptions(**kept, temperature=temperature)
 
 
+def _rounds(temperatures: Sequence[float], parallel: int) -> list[tuple[float, ...]]:
+    """The temperatures in the order they are tried, grouped into the ones decoded together:
+    the first alone, then up to `parallel` at a time. A temperature of 0 stays alone (greedy or
+    beam search, never drawn beside samples)."""
+    rounds: list[tuple[float, ...]] = []
+    for t in temperatures:
+        last = rounds[-1] if rounds else None
+        if last is not None and len(rounds) > 1 and len(last) < parallel and t > 0 and last[0] > 0:
+            rounds[-1] = (*last, t)
+        else:
+            rounds.append((t,))
+    return rounds
+
+
 def decode_with_fallback(
     model: WhisperModel,
     windows: EncodedWindows,
     temperatures: Sequence[float],
     thresholds: FallbackThresholds,
     decode_options: Sequence[dict[str, Any]],
+    parallel: int = 1,
 ) -> list[DecodingResult]:
     """Each window (own options) at the first temperature; those failing the thresholds again
     at the next, as a batch of their own, and so on. When the temperatures run out, the last
-    result stands."""
+    result stands. parallel > 1 draws a failing window at that many of the next temperatures
+    at once (rows sharing its features, so a step costs little more than one row's) and takes
+    the lowest that passes: the result openai-whisper's one-at-a-time fallback picks, without
+    waiting for each failure in turn."""
     results: dict[int, DecodingResult] = {}
     retry = list(range(len(decode_options)))
-    for temperature in temperatures:
-        batch = [options_at(decode_options[i], temperature) for i in retry]
-        results.update(zip(retry, decode_batch(model, windows.features(retry), batch)))
+    for temps in _rounds(temperatures, parallel):
+        batch = [options_at(decode_options[i], temps[0]) for i in retry]
+        found = decode_batch(model, windows.features(retry), batch, temps if len(temps) > 1 else None)
+        for k, i in enumerate(retry):
+            for result in found[k * len(temps) : (k + 1) * len(temps)]:
+                results[i] = result
+                if not thresholds.needs_fallback(result):
+                    break
         retry = [i for i in retry if thresholds.needs_fallback(results[i])]
         if not retry:
             break
