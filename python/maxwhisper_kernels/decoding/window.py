@@ -266,7 +266,7 @@ def run_plan(
 
     results = []
     for index, best in enumerate(picked):
-        audio, temperature = divmod(index, n_temps)
+        audio, which = divmod(index, n_temps)  # which temperature of the audio's
         text_tokens = sequences[index][best]
         text = tokenizer.decode(text_tokens).strip()
         results.append(
@@ -278,7 +278,7 @@ def run_plan(
                 # the <|endoftext|> counts: its log probability is part of the sum
                 avg_logprob=totals[index][best] / (len(text_tokens) + 1),
                 no_speech_prob=no_speech[audio * group],  # every row of an audio has the same
-                temperature=temperatures[temperature],
+                temperature=temperatures[which],
                 compression_ratio=compression_ratio(text),
             )
         )
