@@ -855,7 +855,8 @@ def test_parallel_fallback_keeps_what_trying_in_turn_keeps(parallel, best_of, gr
 def test_parallel_fallback_goes_on_when_every_temperature_of_a_pass_fails():
     script = [*FALLBACK_SCRIPT[:2], FALLBACK_SCRIPT[1], FALLBACK_SCRIPT[1], FALLBACK_SCRIPT[3]]
     model = FakeModel(replies(script), draws_per_attempt=1)
-    result = transcribe(model, seconds_of_audio(5), temperature=(0.0, 0.2, 0.4, 0.6, 0.8), parallel_fallback=2)
+    temperatures = (0.0, 0.2, 0.4, 0.6, 0.8)
+    result = transcribe(model, seconds_of_audio(5), temperature=temperatures, parallel_fallback=2)
     assert [(s["text"], s["temperature"]) for s in result["segments"]] == [(" world", 0.8)]
     assert [inference.n_group for inference in model.inferences] == [1, 2, 2]  # 0 | 0.2 0.4 | 0.6 0.8
 

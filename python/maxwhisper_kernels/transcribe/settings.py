@@ -51,7 +51,8 @@ class TranscribeOptions:
 
     def __post_init__(self):
         if not isinstance(self.parallel_fallback, int) or self.parallel_fallback < 1:
-            raise ValueError(f"parallel_fallback must be a whole number of at least 1, got {self.parallel_fallback!r}")
+            wrong = self.parallel_fallback
+            raise ValueError(f"parallel_fallback must be a whole number of at least 1, got {wrong!r}")
 
     @property
     def temperatures(self) -> tuple[float, ...]:

@@ -59,8 +59,8 @@ def _rounds(temperatures: Sequence[float], parallel: int) -> list[tuple[float, .
     beam search, never drawn beside samples)."""
     rounds: list[tuple[float, ...]] = []
     for t in temperatures:
-        last = rounds[-1] if rounds else None
-        if last is not None and len(rounds) > 1 and len(last) < parallel and t > 0 and last[0] > 0:
+        last = rounds[-1] if len(rounds) > 1 else None  # the first round stays closed
+        if last is not None and len(last) < parallel and t > 0 and last[0] > 0:
             rounds[-1] = (*last, t)
         else:
             rounds.append((t,))
@@ -85,7 +85,7 @@ def decode_with_fallback(
     retry = list(range(len(decode_options)))
     for temps in _rounds(temperatures, parallel):
         batch = [options_at(decode_options[i], temps[0]) for i in retry]
-        found = decode_batch(model, windows.features(retry), batch, temps if len(temps) > 1 else None)
+        found = decode_batch(model, windows.features(retry), batch, temps)
         for k, i in enumerate(retry):
             for result in found[k * len(temps) : (k + 1) * len(temps)]:
                 results[i] = result
