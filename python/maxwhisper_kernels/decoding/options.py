@@ -46,8 +46,9 @@ class DecodingOptions:
     max_initial_timestamp: float | None = 1.0  # latest time (s) the first segment may start
 
     seed: int | None = None  # of the generator drawing tokens at temperature > 0; None: fresh
-    # a greedy or sampled row repeating one short block of tokens stops early, written out as
-    # if the loop ran to the limit (loops.py); not openai-whisper's, so off by default
+    # a greedy or sampled row repeating one short block of tokens stops early: it keeps the
+    # segments closed before the loop (the seek resumes there), or, with none, is written out
+    # as if the loop ran to the limit (loops.py); not openai-whisper's, so off by default
     stop_loops: bool = False
     # seconds into the window where its audio ends, when that audio is speech cut out by VAD:
     # the text may not end right after opening a segment more than a second before that point,
@@ -66,6 +67,9 @@ class DecodingResult:
     no_speech_prob: float = np.nan
     temperature: float = np.nan
     compression_ratio: float = np.nan
+    # the text stopped where a repetition loop began, after its last closed segment
+    # (stop_loops): the rest of the window is still to be read
+    loop_cut: bool = False
 
 
 def validate(options: DecodingOptions) -> None:

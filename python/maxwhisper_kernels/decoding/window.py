@@ -121,10 +121,11 @@ def _write(
     tokens: np.ndarray,
     last_open_end: np.ndarray | None,
     group: int,
-) -> tuple[np.ndarray, np.ndarray, list[float]]:
-    """The step loop: (tokens, sum of log probabilities, no-speech probability) per row. Rows
-    that ended are padded with <|endoftext|> to the longest. last_open_end: per row, see
-    rules.timestamp_grammar. group: rows per audio."""
+) -> tuple[np.ndarray, np.ndarray, list[float], set[int]]:
+    """The step loop: (tokens, sum of log probabilities, no-speech probability) per row, and
+    the rows stopped in a loop after a closed segment (loops.py). Rows that ended are padded
+    with <|endoftext|> to the longest. last_open_end: per row, see rules.timestamp_grammar.
+    group: rows per audio."""
     eot = plan.tokenizer.eot
     sums = np.zeros(len(tokens))
     no_speech = [np.nan] * len(tokens)
@@ -134,7 +135,8 @@ def _write(
     if plan.options.stop_loops and isinstance(search, Sampler):
         # the length a row that never ends reaches: the step limit or the context, first
         full_length = min(plan.sample_begin + plan.sample_len, plan.n_ctx + 1)
-        loops = LoopStopper(plan.sample_begin, full_length, eot)
+        stamps = None if plan.options.without_timestamps else plan.tokenizer.timestamp_begin
+        loops = LoopStopper(plan.sample_begin, full_length, eot, stamps)
     for step in range(plan.sample_len):
         if step == 0:
             # the first call also reads the prediction after <|sot|>: the no-speech odds
@@ -161,9 +163,10 @@ def _write(
             live, tokens = _drop_ended(inference, search, group, eot, live, tokens, written)
     written[live, : tokens.shape[-1]] = tokens
     width = tokens.shape[-1]
-    if loops is not None:
-        width = max(width, loops.write_out(written))
-    return written[:, :width], sums, no_speech
+    if loops is None:
+        return written[:, :width], sums, no_speech, set()
+    width = max(width, loops.write_out(written))
+    return written[:, :width], sums, no_speech, loops.cut
 
 
 def _drop_ended(
@@ -247,7 +250,7 @@ def run_plan(
         row_temperatures = np.tile(np.repeat(temperatures, plan.n_group), n_audio)
         search = Sampler(row_temperatures, tokenizer.eot, rng)
     try:
-        tokens, sums, no_speech = _write(
+        tokens, sums, no_speech, loop_cut = _write(
             plan, inference, search, np.repeat(tokens, group, 0), last_open_end, group
         )
     finally:
@@ -280,6 +283,7 @@ def run_plan(
                 no_speech_prob=no_speech[audio * group],  # every row of an audio has the same
                 temperature=temperatures[which],
                 compression_ratio=compression_ratio(text),
+                loop_cut=index * plan.n_group + best in loop_cut,
             )
         )
     return results

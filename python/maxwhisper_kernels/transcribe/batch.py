@@ -62,13 +62,14 @@ def _detect_languages(
 
 def _batches(transcriptions: Sequence[AudioTranscription]) -> list[list[tuple]]:
     """The current windows and their options, grouped into what can be decoded as one batch:
-    equal settings, same language, prompts of the same length (a batch's rows share positions).
+    equal settings, same language, prompts of the same length (a batch's rows share positions),
+    the same search (a window resuming after a loop may use beams, TranscribeOptions).
     Settings are compared by value (they hold a dict, so they cannot be dictionary keys):
     audios started by separate calls with the same options share batches too."""
     groups: list[tuple[Settings, tuple[str, int], list]] = []
     for t in transcriptions:
         options = t.decode_options()
-        key = (options["language"], len(options["prompt"]))
+        key = (options["language"], len(options["prompt"]), options.get("beam_size"))
         for settings, group_key, members in groups:
             if group_key == key and settings == t.settings:
                 members.append((t, options))

@@ -63,6 +63,7 @@ class AudioTranscription:
         self.all_tokens: list[int] = []
         self.all_segments: list[dict] = []
         self.prompt_reset_since = 0  # all_tokens before this are not prompted with
+        self.loop_text_since: int | None = None  # all_tokens kept from a window cut at a loop
         self.last_speech_timestamp = 0.0
         self.max_prompt_length = model.dims.n_text_ctx // 2 - 1
         initial = settings.options.initial_prompt
@@ -107,6 +108,10 @@ class AudioTranscription:
 
     def decode_options(self) -> dict[str, Any]:
         options = {**self.settings.decode_options, "language": self.language, "prompt": self.prompt()}
+        if self.loop_text_since is not None:  # resuming where a loop began: see TranscribeOptions
+            since = min(self.prompt_reset_since, self.loop_text_since)
+            options["prompt"] = self.all_tokens[since:][-self.max_prompt_length :]
+            options["beam_size"] = self.settings.options.resume_beam_size
         if self.settings.options.vad_cut and self.seek + self.segment_size >= self.content_frames:
             options["speech_end"] = frames_to_seconds(self.segment_size)
         return options
@@ -116,6 +121,7 @@ class AudioTranscription:
         timing). Returns the frames newly covered, for the progress bar."""
         before = self.seek
         covered = 0
+        self.loop_text_since = None
         if self.settings.thresholds.should_skip(result):
             self.seek += self.segment_size  # silence: on to the next window
         elif self._keep_segments(result, audio_features):
@@ -216,6 +222,8 @@ class AudioTranscription:
 
         first_id = len(self.all_segments)
         self.all_segments += [{"id": first_id + k, **s} for k, s in enumerate(segments)]
+        if result.loop_cut and options.resume_beam_size is not None:
+            self.loop_text_since = len(self.all_tokens)
         self.all_tokens += [t for s in segments for t in s["tokens"]]
 
         if not options.condition_on_previous_text or result.temperature > 0.5:

@@ -48,11 +48,19 @@ class TranscribeOptions:
     # faster on 2 CPU cores, where each extra row's NumPy work and step cost more than the
     # retries they spare (BUILD.md); more pays where extra rows of a step are nearly free
     parallel_fallback: int = 1
+    # after a window whose text stopped where a loop began (DecodingOptions.stop_loops), the
+    # audio from there is decoded with beam search of this width, prompted with the text before
+    # the loop: greedy decoding just went wrong on that audio, and the few words it got right
+    # are the best guide to the rest. None: the next window is decoded like any other
+    resume_beam_size: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.parallel_fallback, int) or self.parallel_fallback < 1:
             wrong = self.parallel_fallback
             raise ValueError(f"parallel_fallback must be a whole number of at least 1, got {wrong!r}")
+        beam = self.resume_beam_size
+        if beam is not None and (not isinstance(beam, int) or beam < 1):
+            raise ValueError(f"resume_beam_size must be a whole number of at least 1 or None, got {beam!r}")
 
     @property
     def temperatures(self) -> tuple[float, ...]:
