@@ -1,5 +1,6 @@
-"""Silero VAD speed and parity: the whole of ``speech_probs`` (MAX front-end graph + NumPy LSTM
-loop) on 10 minutes of noise, the front-end graph alone on one execution's worth of windows,
+"""Silero VAD speed and parity: the whole of ``speech_probs`` (one MAX graph execution per 8192
+windows, the LSTM recurrence in the lstm_sequence kernel) on 10 minutes of noise, the graph
+alone on one execution's worth of windows,
 in audio-hours per wall-clock minute; then, when onnxruntime is installed (the test extra),
 the largest probability difference from Silero's own ONNX model run by onnxruntime (one window
 per call, state carried, as tests/test_vad.py does) on jfk and six dev clips.
@@ -56,14 +57,15 @@ def main() -> None:
         times.append(time.perf_counter() - start)
     block = audio[: BATCH_WINDOWS * WINDOW + CONTEXT]
     spans = np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(block, CONTEXT + WINDOW)[::WINDOW])
+    state = [Buffer.from_numpy(a) for a in (spans, np.zeros(128, np.float32), np.zeros(128, np.float32))]
     start = time.perf_counter()
-    vad.front_end.execute(Buffer.from_numpy(spans), *vad.front_end_weights)
+    vad.network.execute(*state, *vad.weights)
     front = time.perf_counter() - start
     median = statistics.median(times)
     print(f"load average {os.getloadavg()}")
     print(f"{SECONDS} s of audio: median {median:.3f} s (runs {', '.join(f'{t:.3f}' for t in times)}) "
           f"-> {hours_per_minute(SECONDS, median):.1f} audio-hours per minute")
-    print(f"front-end graph alone, {len(spans)} windows ({len(spans) * WINDOW / SAMPLE_RATE:.0f} s): {front:.3f} s "
+    print(f"the graph alone, {len(spans)} windows ({len(spans) * WINDOW / SAMPLE_RATE:.0f} s): {front:.3f} s "
           f"-> {hours_per_minute(len(spans) * WINDOW / SAMPLE_RATE, front):.1f} audio-hours per minute")
 
     if importlib.util.find_spec("onnxruntime") is None:

@@ -87,3 +87,20 @@ def matmul_int8(x, values, weight_scale, bias=None):
     b = np.zeros(len(weight_scale), np.float32) if bias is None else np.asarray(bias, np.float32)
     y = sums.astype(np.float32).astype(np.float64) * scale.astype(np.float64) + b.astype(np.float64)
     return y.astype(np.float32)
+
+
+def lstm_sequence(gates_in, w_hh, h, c):
+    """An LSTM cell over time (torch.nn.LSTMCell's gates: input, forget, cell, output), from
+    gate pre-activations gates_in[t] + h @ w_hh: every step's h [T, H], the final h and c."""
+    hidden = len(h)
+    h, c, w_hh = (np.asarray(a, dtype=np.float64) for a in (h, c, w_hh))
+    sigmoid = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
+    steps = []
+    for row in np.asarray(gates_in, dtype=np.float64):
+        g = row + h @ w_hh
+        i, f = sigmoid(g[:hidden]), sigmoid(g[hidden : 2 * hidden])
+        cell, o = np.tanh(g[2 * hidden : 3 * hidden]), sigmoid(g[3 * hidden :])
+        c = f * c + i * cell
+        h = o * np.tanh(c)
+        steps.append(h)
+    return np.array(steps).reshape(-1, hidden), h, c

@@ -153,3 +153,26 @@ def log_mel(audio: TensorValue, filters: TensorValue) -> TensorValue:
         values=[audio, filters],
         out_types=[TensorType(DType.float32, [filters.shape[0], n_frames], audio.device)],
     )[0].tensor
+
+
+def lstm_sequence(
+    gates_in: TensorValue, w_hh: TensorValue, h0: TensorValue, c0: TensorValue
+) -> tuple[TensorValue, TensorValue, TensorValue]:
+    """An LSTM cell's recurrence over time (kernels/lstm.mojo, CPU only): gates_in [T, 4H]
+    (input projection and both biases), w_hh [H, 4H], state h0, c0 [H]. Returns every step's
+    h [T, H] and the final h, c [H]."""
+    steps, hidden = gates_in.shape[0], h0.shape[0]
+    device = gates_in.device
+    return tuple(
+        value.tensor
+        for value in ops.custom(
+            name="lstm_sequence",
+            device=device,
+            values=[gates_in, w_hh, h0, c0],
+            out_types=[
+                TensorType(DType.float32, [steps, hidden], device),
+                TensorType(DType.float32, [hidden], device),
+                TensorType(DType.float32, [hidden], device),
+            ],
+        )
+    )

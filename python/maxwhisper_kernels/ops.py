@@ -351,3 +351,19 @@ def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80, padding: int = 0) -
             "and has no frames"
         )
     return _run("log_mel", custom_ops.log_mel, audio, mel_filters(n_mels))[0]
+
+
+def lstm_sequence(
+    gates_in: np.ndarray, w_hh: np.ndarray, h0: np.ndarray, c0: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An LSTM cell over time: gates_in [T, 4H] (input projection plus biases), w_hh [H, 4H],
+    h0, c0 [H] -> (h of every step [T, H], final h, final c); gate order i, f, g, o."""
+    gates_in, w_hh = _float32("gates_in", gates_in, 2), _float32("w_hh", w_hh, 2)
+    h0, c0 = _float32("h0", h0, 1), _float32("c0", c0, 1)
+    hidden = h0.shape[0]
+    if c0.shape != h0.shape or w_hh.shape != (hidden, 4 * hidden) or gates_in.shape[1] != 4 * hidden:
+        raise ValueError(
+            f"expected gates_in [T, {4 * hidden}], w_hh [{hidden}, {4 * hidden}] and c0 [{hidden}] "
+            f"for h0 [{hidden}]; got {gates_in.shape}, {w_hh.shape}, {c0.shape}"
+        )
+    return tuple(_run("lstm_sequence", custom_ops.lstm_sequence, gates_in, w_hh, h0, c0))

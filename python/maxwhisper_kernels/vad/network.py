@@ -1,12 +1,13 @@
-"""Silero VAD's network: a MAX graph for the per-window front-end, the LSTM over time in NumPy.
+"""Silero VAD's network as one MAX graph over thousands of windows at a time.
 
 Each 32 ms window (512 samples at 16 kHz, with the previous window's last 64 samples in front:
 576 samples) goes through a learned STFT and four small convolutions independently of every
-other window, so the front-end runs as one graph over thousands of windows at once and ends
-with the LSTM's input projection. Only the recurrence ``h @ W_hh`` is sequential; it is a
-(128 x 512) matrix-vector product per window, run as a tight NumPy loop: with the graph, 6.6
-audio-hours a minute on the project's loaded 2-core CPU (benchmarks/bench_vad.py), far from
-the bottleneck of a transcription, so it has no kernel of its own yet.
+other window, so that front-end runs over all windows at once and ends with the LSTM's input
+projection. Only the recurrence ``h @ W_hh`` is sequential: a (128 x 512) matrix-vector
+product per window, run by the lstm_sequence kernel (kernels/lstm.mojo) inside the same
+graph, which takes the recurrent state in and hands it back for the next block of audio. The
+output layer (ReLU, a 128 -> 1 projection, a sigmoid) follows in the graph. Speeds:
+benchmarks/results/vad.md.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from max.dtype import DType
 from max.engine import InferenceSession
 from max.graph import DeviceRef, Graph, TensorType, ops
 
+from .. import custom_ops
+from ..build import kernel_library
 from .weights import CONTEXT, WINDOW, load_vad_weights
 
 _SPAN = WINDOW + CONTEXT
@@ -30,8 +33,8 @@ BATCH_WINDOWS = 8192
 _CONVS = (("conv1", 1), ("conv2", 2), ("conv3", 2), ("conv4", 1))  # (name, stride)
 
 
-def _front_end_weights(w: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """The front-end's weights as matmul operands, in the order the graph takes them.
+def _network_weights(w: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """The network's weights as matmul operands, in the order the graph takes them.
 
     They are graph inputs, not constants: the compiled graph then does not depend on the
     weight values (a constant-folded graph took minutes to compile here, and again for any
@@ -41,16 +44,20 @@ def _front_end_weights(w: dict[str, np.ndarray]) -> list[np.ndarray]:
     for name, _ in _CONVS:
         arrays += [w[f"{name}.weight"][:, :, k].T for k in range(3)] + [w[f"{name}.bias"]]
     arrays += [w["lstm_cell.weight_ih"].T, w["lstm_cell.bias_ih"] + w["lstm_cell.bias_hh"]]
+    arrays += [w["lstm_cell.weight_hh"].T]  # (128, 512): h @ W_hh
+    arrays += [w["final_conv.weight"][0, :, 0:1], w["final_conv.bias"]]  # (128, 1), (1,)
     return [np.ascontiguousarray(a, dtype=np.float32) for a in arrays]
 
 
-def _front_end_graph(weights: list[np.ndarray], dev: DeviceRef) -> Graph:
-    """(windows, 576) samples -> (windows, 512) LSTM input projections (biases included)."""
+def _network_graph(weights: list[np.ndarray], dev: DeviceRef) -> Graph:
+    """(windows, 576) samples and the LSTM state (h, c) -> (each window's speech probability,
+    the state after the last window)."""
     types = [TensorType(DType.float32, ["windows", _SPAN], dev)]
+    types += [TensorType(DType.float32, [_HIDDEN], dev)] * 2
     types += [TensorType(DType.float32, list(a.shape), dev) for a in weights]
-    graph = Graph("silero_front_end", input_types=types)
+    graph = Graph("silero_vad", input_types=types, custom_extensions=[kernel_library()])
     with graph:
-        x, *params = (value.tensor for value in graph.inputs)
+        x, h0, c0, *params = (value.tensor for value in graph.inputs)
         params = iter(params)
         # Reflection without repeating the edge sample: pad[j] = x[SPAN - 2 - j].
         mirror = np.arange(_SPAN - 2, _SPAN - 2 - _REFLECT, -1, dtype=np.int64)
@@ -78,13 +85,12 @@ def _front_end_graph(weights: list[np.ndarray], dev: DeviceRef) -> Graph:
                 out.append(ops.relu(total))
             frames = out
         (features,) = frames  # (windows, 128)
-        w_ih, b_gates = next(params), next(params)
-        graph.output(features @ w_ih + b_gates)
+        w_ih, b_gates, w_hh = next(params), next(params), next(params)
+        hs, h, c = custom_ops.lstm_sequence(features @ w_ih + b_gates, w_hh, h0, c0)
+        w_out, b_out = next(params), next(params)
+        probs = ops.sigmoid(ops.relu(hs) @ w_out + b_out)  # (windows, 1)
+        graph.output(ops.reshape(probs, [-1]), h, c)
     return graph
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow for large |x|
 
 
 class SileroVad:
@@ -93,12 +99,9 @@ class SileroVad:
     def __init__(self, session: InferenceSession | None = None):
         w = load_vad_weights()
         self.session = session or InferenceSession(devices=[CPU()])
-        weights = _front_end_weights(w)
-        self.front_end = self.session.load(_front_end_graph(weights, DeviceRef.CPU()))
-        self.front_end_weights = [Buffer.from_numpy(a) for a in weights]
-        self.w_hh = np.ascontiguousarray(w["lstm_cell.weight_hh"].T)  # (128, 512)
-        self.w_out = w["final_conv.weight"][0, :, 0]
-        self.b_out = float(w["final_conv.bias"][0])
+        weights = _network_weights(w)
+        self.network = self.session.load(_network_graph(weights, DeviceRef.CPU()))
+        self.weights = [Buffer.from_numpy(a) for a in weights]
 
     def stream(self) -> "SpeechProbStream":
         """Probabilities of audio that arrives in pieces (the recurrent state is carried)."""
@@ -150,15 +153,7 @@ class SpeechProbStream:
     def _run(self, block: np.ndarray) -> np.ndarray:
         """Probabilities of the windows of ``block`` (context samples, then whole windows)."""
         spans = np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(block, _SPAN)[::WINDOW])
-        vad = self.vad
-        gates_in = vad.front_end.execute(Buffer.from_numpy(spans), *vad.front_end_weights)[0].to_numpy()
-        hs = np.empty((len(spans), _HIDDEN), np.float32)
-        h, c = self.h, self.c
-        for t in range(len(spans)):
-            gates = gates_in[t] + h @ vad.w_hh
-            i, f, g, o = _sigmoid(gates[:128]), _sigmoid(gates[128:256]), np.tanh(gates[256:384]), _sigmoid(gates[384:])
-            c = f * c + i * g
-            h = o * np.tanh(c)
-            hs[t] = h
-        self.h, self.c = h, c
-        return _sigmoid(np.maximum(hs, 0.0) @ vad.w_out + vad.b_out).astype(np.float32)
+        state = [Buffer.from_numpy(s) for s in (spans, self.h, self.c)]
+        probs, h, c = (out.to_numpy() for out in self.vad.network.execute(*state, *self.vad.weights))
+        self.h, self.c = h.copy(), c.copy()  # the graph's buffers are not ours to keep
+        return probs.copy()
