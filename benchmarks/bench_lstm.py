@@ -17,7 +17,8 @@ HIDDEN = 128
 STEPS = {"VAD block, 8192 windows": 8192, "short piece, 64 windows": 64}
 NOTES = [
     "Work is the recurrent matrix-vector product, 2 * 128 * 512 flop a step (the gates' "
-    "tanh add little); time is sequential, so one core does it all.",
+    "tanh add little); time is sequential, so one core does it all: '% of peak' is of both "
+    "cores, twice that of the one it runs on.",
     "MAX's built-in ops have no recurrence of their own: the bar is the same step in a MAX "
     "while_loop (h, c and every step's h carried as loop values).",
     "NumPy f32 is the loop the VAD ran before this kernel: a mat-vec and the gates per step.",
