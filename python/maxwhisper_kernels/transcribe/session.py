@@ -94,14 +94,18 @@ class AudioTranscription:
         return pad_or_trim(self.mel[:, self.seek : self.seek + self.segment_size], N_FRAMES)
 
     def prompt(self) -> list[int]:
-        """The text the next window is decoded after."""
+        """The text the next window is decoded after; a window resuming where a loop began
+        is prompted with the text kept before the loop even where prompts were reset."""
         fixed = self.initial_prompt_tokens
+        reset = self.prompt_reset_since
+        if self.loop_text_since is not None:
+            reset = min(reset, self.loop_text_since)
         if self.settings.options.carry_initial_prompt:
-            since = max(len(fixed), self.prompt_reset_since)
+            since = max(len(fixed), reset)
             recent = self.all_tokens[since:][-(self.max_prompt_length - len(fixed)) :]
             tokens = fixed + recent
         else:
-            tokens = self.all_tokens[self.prompt_reset_since :]
+            tokens = self.all_tokens[reset:]
         # decoding would cut it to this length anyway; cut here, since the length decides
         # which windows may share a batch
         return tokens[-self.max_prompt_length :]
@@ -109,8 +113,6 @@ class AudioTranscription:
     def decode_options(self) -> dict[str, Any]:
         options = {**self.settings.decode_options, "language": self.language, "prompt": self.prompt()}
         if self.loop_text_since is not None:  # resuming where a loop began: see TranscribeOptions
-            since = min(self.prompt_reset_since, self.loop_text_since)
-            options["prompt"] = self.all_tokens[since:][-self.max_prompt_length :]
             options["beam_size"] = self.settings.options.resume_beam_size
         if self.settings.options.vad_cut and self.seek + self.segment_size >= self.content_frames:
             options["speech_end"] = frames_to_seconds(self.segment_size)
