@@ -33,7 +33,8 @@ def numpy_loop(gates_in, w_hh, h, c):
     hs = np.empty((len(gates_in), HIDDEN), np.float32)
     for t in range(len(gates_in)):
         g = gates_in[t] + h @ w_hh
-        i, f, cell, o = sigmoid(g[:128]), sigmoid(g[128:256]), np.tanh(g[256:384]), sigmoid(g[384:])
+        i, f = sigmoid(g[:HIDDEN]), sigmoid(g[HIDDEN : 2 * HIDDEN])
+        cell, o = np.tanh(g[2 * HIDDEN : 3 * HIDDEN]), sigmoid(g[3 * HIDDEN :])
         c = f * c + i * cell
         h = o * np.tanh(c)
         hs[t] = h
@@ -49,7 +50,7 @@ def max_while_loop(gates_in, w_hh, h0, c0):
              ops.broadcast_to(ops.constant(0.0, DType.float32, DEVICE), [steps, HIDDEN]))
 
     def more(t, h, c, hs):
-        return t < ops.cast(ops.shape_to_tensor([steps]).reshape([]), DType.int64)
+        return t < ops.constant(int(steps), DType.int64, DEVICE)
 
     def step(t, h, c, hs):
         g = ops.gather(gates_in, ops.reshape(t, [1]), axis=0) + h @ w_hh

@@ -89,7 +89,7 @@ struct LstmSequence:
         var H = h0.dim_size(0)
         if gates_in.dim_size(1) != 4 * H or w_hh.dim_size(0) != H or w_hh.dim_size(1) != 4 * H:
             raise Error("lstm_sequence: expected gates_in [T, 4H], w_hh [H, 4H] for h0 [H]")
-        if H % W != 0 or (4 * H) % (NB * W) != 0:
+        if (4 * H) % (NB * W) != 0:  # whole blocks of NB vectors of gate columns
             raise Error("lstm_sequence: the hidden size must be a multiple of 2 * the SIMD width")
         var gp = gates_in.unsafe_ptr()
         var wp = w_hh.unsafe_ptr()
