@@ -38,8 +38,9 @@ from max.gpu.host import DeviceContext
 from .attention_gpu import attention_gpu
 from .attention_amx import attention_amx
 from .amx import amx_permitted
+from .exp2 import exp_nonpositive
 from max.algorithm.backend.cpu.parallelize import parallelize
-from std.math import exp, ceildiv, iota
+from std.math import ceildiv, iota
 from std.memory import Pointer
 from std.memory.alloc import unsafe_alloc
 from std.sys.info import CompilationTarget, simd_width_of
@@ -208,12 +209,12 @@ def _tiled[
                     st.unsafe_store((j0 + jj) * BQ + c * W, sj)
 
         comptime for c in range(QV):
-            var cr = exp(m[c] - m_new[c])
+            var cr = exp_nonpositive[W](m[c] - m_new[c])
             corr.unsafe_store(c * W, cr)
             l[c] = l[c] * cr
         for j in range(nk):
             comptime for c in range(QV):
-                var pj = exp(st.unsafe_load[width=W](j * BQ + c * W) - m_new[c])
+                var pj = exp_nonpositive[W](st.unsafe_load[width=W](j * BQ + c * W) - m_new[c])
                 st.unsafe_store(j * BQ + c * W, pj)
                 l[c] = l[c] + pj
         m = m_new
@@ -330,10 +331,10 @@ def _direct[
             var m_new = mx.reduce_max()
             var sum = SIMD[F32, W](0)
             for j0 in range(0, nk, W):
-                var e = exp(p.unsafe_load[width=W](r * BKD + j0) - m_new)
+                var e = exp_nonpositive[W](p.unsafe_load[width=W](r * BKD + j0) - m_new)
                 p.unsafe_store(r * BKD + j0, e)
                 sum += e
-            var cr = exp(m.unsafe_load(r) - m_new)
+            var cr = exp_nonpositive[1](m.unsafe_load(r) - m_new)
             corr.unsafe_store(r, cr)
             l.unsafe_store(r, l.unsafe_load(r) * cr + sum.reduce_add())
             m.unsafe_store(r, m_new)

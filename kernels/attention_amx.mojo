@@ -13,10 +13,9 @@
 #  - P V: the probabilities (unnormalised, exp(s - max) in [0, 1]) and v
 #    are rounded to bfloat16 once; their errors average over the keys, and
 #    are below the int8 encoder's own (activations quantized to 8 bits per row).
-# Max and the normaliser are float32; exp is 2^k times a degree-5 polynomial
-# (relative error 2.6e-7, far under P's bfloat16 rounding of 2^-9; std's
-# float32 exp took a quarter of the int8 encoder's time). Rounding: to
-# nearest, ties to even.
+# Max and the normaliser are float32; exp is exp2.mojo's (relative error
+# 2.6e-7, far under P's bfloat16 rounding of 2^-9). Rounding: to nearest,
+# ties to even.
 # Layouts: q, out [B, H, Tq, D], k, v [Bk, H, Tk, D] row-major, D = 64;
 # B is a multiple of Bk and query row b reads key/value row b // (B / Bk).
 # Algorithm:
@@ -47,6 +46,7 @@ from std.memory.alloc import unsafe_alloc
 from std.sys._assembly import inlined_assembly
 from std.sys.intrinsics import llvm_intrinsic
 from max.algorithm.backend.cpu.parallelize import parallelize
+from .exp2 import LOG2E, exp2_nonpositive
 from .amx import amx_configure, amx_release, tile_load, tile_store, zero_sums
 
 comptime F32 = DType.float32
@@ -68,32 +68,6 @@ def _bf16[n: Int](x: SIMD[F32, n]) -> SIMD[U16, n]:
     var bits = bitcast[U32, n](x)
     var bias = ((bits >> 16) & 1) + 0x7FFF
     return ((bits + bias) >> 16).cast[U16]()
-
-
-comptime LOG2E = Float32(1.4426950408889634)
-# 2^f for f in [-1/2, 1/2], fitted here for least relative error (at most 2.6e-7)
-comptime C0 = Float32(1.000000037446685)
-comptime C1 = Float32(0.693146473129283)
-comptime C2 = Float32(0.24022265069595486)
-comptime C3 = Float32(0.05551688893866382)
-comptime C4 = Float32(0.009668535253690526)
-comptime C5 = Float32(0.0012915651233283718)
-
-
-@always_inline
-def _exp2[n: Int](y: SIMD[F32, n]) -> SIMD[F32, n]:
-    """2^y for y <= 0 as 2^k * 2^f, k = roundeven(y), f = y - k; below -126.5
-    (and for -inf) it is 0, as the exponent field would underflow."""
-    var z = max(y, SIMD[F32, n](-127))
-    var k = llvm_intrinsic["llvm.roundeven", SIMD[F32, n]](z)
-    var f = z - k
-    var poly = C5 * f + C4
-    poly = poly.fma(f, SIMD[F32, n](C3))
-    poly = poly.fma(f, SIMD[F32, n](C2))
-    poly = poly.fma(f, SIMD[F32, n](C1))
-    poly = poly.fma(f, SIMD[F32, n](C0))
-    var scale = bitcast[F32, n]((k.cast[DType.int32]() + 127) << 23)
-    return poly * scale
 
 
 @always_inline
@@ -230,7 +204,7 @@ def _attend_rows[
         var shift = SIMD[F32, W](-top.reduce_max() * LOG2E)
         var total = SIMD[F32, W](0)
         for t in range(0, Tkp, W):
-            var e = _exp2[W](sr.unsafe_load[width=W](t).fma(SIMD[F32, W](LOG2E), shift))
+            var e = exp2_nonpositive[W](sr.unsafe_load[width=W](t).fma(SIMD[F32, W](LOG2E), shift))
             total += e
             p.unsafe_store(r * Tkp + t, _bf16[W](e))
         inv.unsafe_store(r, 1.0 / total.reduce_add())
