@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 CONFIGS = {"greedy": dict(beam_size=None, best_of=None), "beam 5": dict(beam_size=5, best_of=5)}
+# load_model's compute_type per profiled mode: the exact default and the int8 one
+MODES = {"default": "default", "int8": "int8"}
 
 
 class Timer:
@@ -141,7 +143,8 @@ def markdown(report: dict) -> str:
         "",
         f"- Date: {m['date']}; {m['cpu']}, {m['cores']} cores (shared machine)",
         f"- maxwhisper {report['maxwhisper_commit'][:12]} ({report['maxwhisper_code']}); "
-        f"model load {report['load_s']:.2f} s, warm-up call {report['warmup_s']:.2f} s",
+        "model load / warm-up call: "
+        + "; ".join(f"{m} {report['load_s'][m]:.2f} / {report['warmup_s'][m]:.2f} s" for m in report["load_s"]),
         "- One transcribe() per row after a warm-up call; stages timed by wrapping the model's "
         "functions from the benchmark (load_audio, log_mel_spectrogram, Whisper.encode and the "
         "encoder graph's execute, decoding.decode, Inference.logits and the decoder graph's execute).",
@@ -149,23 +152,23 @@ def markdown(report: dict) -> str:
         "execute) / steps; it splits into the logits() wrapper (input buffers, copying the logits "
         "out) and the decoding loop around it (logit filters, token selection, beam bookkeeping).",
         "",
-        "| clip | setting | total s | audio decode s | log-mel s | encoder s (windows, ms/window) | decode s | other s | steps (rows/step) | ms/step | graph ms/step | Python overhead ms/step (logits wrapper + loop) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| mode | clip | setting | total s | audio decode s | log-mel s | encoder s (windows, ms/window) | decode s | other s | steps (rows/step) | ms/step | graph ms/step | Python overhead ms/step (logits wrapper + loop) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["profiles"]:
         lines.append(
-            f"| {r['clip']} | {r['config']} | {r['total_s']:.2f} | {r['audio_decode_s']:.3f} | {r['log_mel_s']:.3f} "
+            f"| {r['mode']} | {r['clip']} | {r['config']} | {r['total_s']:.2f} | {r['audio_decode_s']:.3f} | {r['log_mel_s']:.3f} "
             f"| {r['encoder_s']:.2f} ({r['encoder_windows']}, {r['encoder_ms_per_window']:.0f}) "
             f"| {r['decode_s']:.2f} | {r['other_s']:.2f} | {r['decoder_steps']} ({r['mean_rows_per_step']:.1f}) "
             f"| {r['ms_per_step']:.2f} | {r['graph_ms_per_step']:.2f} "
             f"| {r['python_overhead_ms_per_step']:.2f} ({r['logits_wrapper_ms_per_step']:.2f} + {r['decoding_loop_ms_per_step']:.2f}) |"
         )
-    lines += ["", "Share of the total:", "", "| clip | setting | audio | log-mel | encoder | decoder graph | Python in decoding | other |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "Share of the total:", "", "| mode | clip | setting | audio | log-mel | encoder | decoder graph | Python in decoding | other |", "|---|---|---|---|---|---|---|---|---|"]
     for r in report["profiles"]:
         t = r["total_s"]
         pct = lambda x: f"{100 * x / t:.0f} %"  # noqa: E731
         lines.append(
-            f"| {r['clip']} | {r['config']} | {pct(r['audio_decode_s'])} | {pct(r['log_mel_s'])} | {pct(r['encoder_s'])} "
+            f"| {r['mode']} | {r['clip']} | {r['config']} | {pct(r['audio_decode_s'])} | {pct(r['log_mel_s'])} | {pct(r['encoder_s'])} "
             f"| {pct(r['decoder_graph_s'])} | {pct(r['decode_s'] - r['decoder_graph_s'])} | {pct(r['other_s'])} |"
         )
     lines += [
@@ -195,24 +198,26 @@ def main(argv=None) -> int:
     machine = common.machine()
     clips = common.clips(args.quick)
     clips = clips[:2]  # jfk and the first long clip
-    t = time.perf_counter()
-    model = mw.load_model("tiny.en")
-    load_s = time.perf_counter() - t
-    t = time.perf_counter()
-    model.transcribe(clips[0].path, verbose=None, progress=False)
-    warmup_s = time.perf_counter() - t
-    profiles = []
-    for clip in clips:
-        for config, options in CONFIGS.items():
-            row = profile(model, clip.path, options)
-            row.update(clip=clip.name, config=config, wer=common.wer(clip.reference, row["text"]))
-            profiles.append(row)
-            print(
-                f"{clip.name}, {config}: {row['total_s']:.2f} s; encoder {row['encoder_s']:.2f} s "
-                f"({row['encoder_windows']} windows), {row['decoder_steps']} steps at {row['ms_per_step']:.2f} ms "
-                f"(graph {row['graph_ms_per_step']:.2f}, Python {row['python_overhead_ms_per_step']:.2f})",
-                flush=True,
-            )
+    profiles, load_s, warmup_s = [], {}, {}
+    for mode, compute_type in MODES.items():
+        t = time.perf_counter()
+        model = mw.load_model("tiny.en", compute_type=compute_type)
+        load_s[mode] = time.perf_counter() - t
+        t = time.perf_counter()
+        model.transcribe(clips[0].path, verbose=None, progress=False)
+        warmup_s[mode] = time.perf_counter() - t
+        for clip in clips:
+            for config, options in CONFIGS.items():
+                row = profile(model, clip.path, options)
+                row.update(mode=mode, clip=clip.name, config=config, wer=common.wer(clip.reference, row["text"]))
+                profiles.append(row)
+                print(
+                    f"{mode}, {clip.name}, {config}: {row['total_s']:.2f} s; encoder {row['encoder_s']:.2f} s "
+                    f"({row['encoder_windows']} windows), {row['decoder_steps']} steps at {row['ms_per_step']:.2f} ms "
+                    f"(graph {row['graph_ms_per_step']:.2f}, Python {row['python_overhead_ms_per_step']:.2f})",
+                    flush=True,
+                )
+        del model
     report = {
         "machine": machine,
         "maxwhisper_commit": sha,
