@@ -1,7 +1,7 @@
 """Which tokens may come next: rules that bar tokens from a batch of logits before one is picked.
 
-Every rule works on all rows at once: logits [rows, n_vocab] (float64, barred entries set to
--inf in place) and the tokens written so far [rows, n_ctx], prompt included. All rows of a batch
+Every rule works on all rows at once: logits [rows, n_vocab] (float32 or float64, barred
+entries set to -inf in place) and the tokens written so far [rows, n_ctx], prompt included. All rows of a batch
 have written the same number of tokens, so "is this the first token?" has one answer per batch.
 """
 
@@ -105,7 +105,7 @@ def timestamp_grammar(
     # The probability of "some timestamp" is spread over 1501 tokens; when their sum beats the
     # best text token, a timestamp it is. Compared as logits: the softmax normaliser is the same
     # on both sides.
-    time_logits = logits[:, first_timestamp:]
+    time_logits = logits[:, first_timestamp:].astype(np.float64)  # 1501 a row: summed in float64
     peak = time_logits.max(axis=1)
     with np.errstate(invalid="ignore"):
         spread = np.log(np.exp(time_logits - peak[:, None]).sum(axis=1))
