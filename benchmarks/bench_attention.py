@@ -14,14 +14,15 @@ from max.dtype import DType
 from max.graph import TensorType, ops
 from maxwhisper_kernels import custom_ops
 
-B, H, D = 1, 6, 64
+H, D = 6, 64
 SCALE = D**-0.5
-# name: (Tq, Tk, causal)
+# name: (batch, Tq, Tk, causal)
 SHAPES = {
-    "encoder self 1500x1500": (1500, 1500, False),
-    "decoder self 1 over 448 keys": (1, 448, True),
-    "decoder self causal 448x448": (448, 448, True),
-    "cross 1 over 1500 keys": (1, 1500, False),
+    "encoder self 1500x1500": (1, 1500, 1500, False),
+    "decoder self 1 over 448 keys": (1, 1, 448, True),
+    "decoder self causal 448x448": (1, 448, 448, True),
+    "cross 1 over 1500 keys": (1, 1, 1500, False),
+    "cross 8 audios, 1 over 1500 keys each": (8, 1, 1500, False),
 }
 NOTES = [
     "FLOPs: 4*B*H*D per visible (query, key) pair (QK^T and PV, 2 flops per "
@@ -35,6 +36,11 @@ NOTES = [
     "bf16=True (the int8 encoder's setting): on a CPU with AMX, scores from bfloat16 hi/lo "
     "splits (three tile products) and P V in bfloat16 (kernels/attention_amx.mojo); elsewhere "
     "the same float32 kernel as the custom op row. Its max abs err column shows the rounding.",
+    "int8 keys/values (cross-attention only): kernels/attention_int8kv.mojo, what the int8 "
+    "decoder runs, over k and v quantized per 64-value row with a float32 scale each (a "
+    "quarter of float32's bytes); its error column is that quantization, the time includes "
+    "nothing of it (the encoder graph quantizes once a window). The batched pipeline's steps "
+    "read 8 audios' keys and values: the 8-audio case.",
 ]
 
 
@@ -62,6 +68,7 @@ def attention_f32(q, k, v, mask=None):
 def _graphs() -> dict:
     qkv = [TensorType(DType.float32, ["B", "H", t, "D"], DEVICE) for t in ("Tq", "Tk", "Tk")]
     mask = TensorType(DType.float32, ["Tq", "Tk"], DEVICE)
+    int8_kv = [TensorType(DType.int8, ["B", "H", "Tk", "D"], DEVICE), TensorType(DType.float32, ["B", "H", "Tk"], DEVICE)]
 
     def builtin(q, k, v, m=None):
         scores = ops.matmul(q, ops.transpose(k, -1, -2)) * SCALE
@@ -77,6 +84,9 @@ def _graphs() -> dict:
         ("custom_bf16", False): compile_graph(
             "bench_attention_custom_bf16", qkv,
             lambda q, k, v: custom_ops.attention(q, k, v, SCALE, causal=False, bf16=True), custom=True),
+        ("int8kv", False): compile_graph(
+            "bench_attention_int8kv", qkv[:1] + int8_kv * 2,
+            lambda q, k, ks, v, vs: custom_ops.attention_int8kv(q, k, ks, v, vs, SCALE), custom=True),
         ("max", False): compile_graph("bench_attention_max", qkv, builtin),
         ("max", True): compile_graph("bench_attention_max_masked", qkv + [mask], builtin),
     }
@@ -86,17 +96,18 @@ def make_cases() -> list[Case]:
     graphs = _graphs()
     rng = np.random.default_rng(0)
     cases = []
-    for name, (tq, tk, causal) in SHAPES.items():
-        q = rng.standard_normal((B, H, tq, D), dtype=np.float32)
-        k, v = (rng.standard_normal((B, H, tk, D), dtype=np.float32) for _ in range(2))
+    for name, (batch, tq, tk, causal) in SHAPES.items():
+        q = rng.standard_normal((batch, H, tq, D), dtype=np.float32)
+        k, v = (rng.standard_normal((batch, H, tk, D), dtype=np.float32) for _ in range(2))
+        cross = not causal and tq == 1
         mask = causal_mask(tq, tk) if causal else None
         extra = [mask] if causal else []
         builtin = graphs[("max", causal)]
         fused = ", ".join(composite_kernels(builtin[0])) or "none"
         case = Case(
             name,
-            f"q [{B}, {H}, {tq}, {D}], k/v [{B}, {H}, {tk}, {D}]" + (", causal" if causal else ""),
-            4.0 * B * H * D * visible_pairs(tq, tk, causal),
+            f"q [{batch}, {H}, {tq}, {D}], k/v [{batch}, {H}, {tk}, {D}]" + (", causal" if causal else ""),
+            4.0 * batch * H * D * visible_pairs(tq, tk, causal),
             "flop",
             reference.attention(q, k, v, causal=causal, scale=SCALE),
         )
@@ -108,6 +119,8 @@ def make_cases() -> list[Case]:
             ),
             *([max_contender("custom op, bf16=True (AMX where present)", "custom_bf16",
                              graphs[("custom_bf16", False)], q, k, v)] if not causal else []),
+            *([max_contender("custom op, int8 keys/values", "int8kv", graphs[("int8kv", False)],
+                             q, *reference.quantize_rows(k), *reference.quantize_rows(v))] if cross else []),
             Contender(
                 "NumPy f32", "numpy32", lambda q=q, k=k, v=v, m=mask: attention_f32(q, k, v, m)
             ),

@@ -17,7 +17,8 @@ symbolic). Inputs:
   per layer:  self-attention key and value cache [cache_rows, n_head, n_text_ctx,
               d_head], buffers updated in place (kernels/kv_cache.mojo)
   per layer:  cross-attention key and value [audio_batch, n_head, n_audio_ctx, d_head]
-              (float16 in int8 mode, see layers.cross_kv_dtype)
+              (in int8 mode: key, its row scales [audio_batch, n_head,
+              n_audio_ctx], value, its row scales; see layers.cross_kv)
               (batch is a multiple of audio_batch: consecutive token rows share
               one audio, as the beams of one window do)
 Outputs: logits [batch, n_picked, n_vocab]. With cross_attention_weights=True
@@ -39,7 +40,7 @@ from .layers import (
     PACKED_INT8,
     Weights,
     add_layer_norm,
-    cross_kv_dtype,
+    cross_kv_types,
     head_scale,
     linear,
     merge_heads,
@@ -65,16 +66,24 @@ def cached_self_attention(
     return linear(merge_heads(out), w, f"{name}.out", d, d)
 
 
-def cross_attention(h: TensorValue, k: TensorValue, v: TensorValue, w: Weights, name: str, d: int, n_head: int):
+def cross_attention(h: TensorValue, audio: list[TensorValue], w: Weights, name: str, d: int, n_head: int):
+    """audio: the layer's keys and values as layers.cross_kv gives them (2 tensors, or 4 with
+    the int8 mode's scales)."""
     q = split_heads(linear(h, w, f"{name}.query", d, d), n_head)
-    out = custom_ops.attention(q, k, v, head_scale(d, n_head))
+    if len(audio) == 4:
+        out = custom_ops.attention_int8kv(q, *audio, head_scale(d, n_head))
+    else:
+        out = custom_ops.attention(q, *audio, head_scale(d, n_head))
     return linear(merge_heads(out), w, f"{name}.out", d, d), q
 
 
-def attention_weights(q: TensorValue, k: TensorValue, scale: float) -> TensorValue:
+def attention_weights(q: TensorValue, audio: list[TensorValue], scale: float) -> TensorValue:
     """softmax(scale q k^T), materialised: only the word-timestamp graph needs
     it, for a few dozen queries of one row per audio (batch == audio_batch)."""
-    k = ops.cast(ops.rebind(k, [q.shape[0], *k.shape[1:]]), q.dtype)
+    k = ops.cast(audio[0], q.dtype)
+    if len(audio) == 4:  # int8 rows times their scales
+        k = k * ops.unsqueeze(audio[1], -1)
+    k = ops.rebind(k, [q.shape[0], *k.shape[1:]])
     return ops.softmax(ops.matmul(q, k.transpose(2, 3)) * scale)
 
 
@@ -94,8 +103,8 @@ def build_decoder_step(
     d_head = d // n_head
     w = Weights(device, PACKED_INT8 if matrix_dtype == DType.int8 else matrix_dtype)
     cache = BufferType(DType.float32, ["cache_rows", n_head, dims.n_text_ctx, d_head], device)
-    kv_dtype = cross_kv_dtype(matrix_dtype == DType.int8)
-    audio_kv = TensorType(kv_dtype, ["audio_batch", n_head, dims.n_audio_ctx, d_head], device)
+    audio_kv = cross_kv_types(n_head, dims.n_audio_ctx, d_head, matrix_dtype == DType.int8, device)
+    per_layer = 2 * len(audio_kv)  # key and value, each with its scales in int8 mode
     input_types = [
         TensorType(DType.int64, ["batch", "new"], device),
         TensorType(DType.int64, ["new"], device),
@@ -103,7 +112,7 @@ def build_decoder_step(
         TensorType(DType.int64, ["batch"], device),
         TensorType(DType.int64, ["batch", "total"], device),
         *[cache] * (2 * n_layer),
-        *[audio_kv] * (2 * n_layer),
+        *audio_kv * (2 * n_layer),
     ]
     name = "whisper_decoder_alignment" if cross_attention_weights else "whisper_decoder_step"
     graph = Graph(name, input_types=input_types, custom_extensions=[kernel_library()])
@@ -129,9 +138,10 @@ def build_decoder_step(
             layer_cache = (caches[2 * i], caches[2 * i + 1])
             out = cached_self_attention(h, layer_cache, slots, lineage, w, f"{block}.attn", d, n_head)
             h, x = add_layer_norm(x, out, w, f"{block}.cross_attn_ln", d)
-            out, q = cross_attention(h, audio[2 * i], audio[2 * i + 1], w, f"{block}.cross_attn", d, n_head)
+            layer_audio = audio[per_layer * i : per_layer * (i + 1)]
+            out, q = cross_attention(h, layer_audio, w, f"{block}.cross_attn", d, n_head)
             if cross_attention_weights:
-                cross_weights.append(attention_weights(q, audio[2 * i], head_scale(d, n_head)))
+                cross_weights.append(attention_weights(q, layer_audio, head_scale(d, n_head)))
             h, x = add_layer_norm(x, out, w, f"{block}.mlp_ln", d)
             next_ln = "decoder.ln" if i + 1 == n_layer else f"decoder.blocks.{i + 1}.attn_ln"
             h, x = add_layer_norm(x, mlp(h, w, f"{block}.mlp", d), w, next_ln, d)

@@ -3,7 +3,8 @@
 Input: log-mel windows [batch, n_mels, 2 * n_audio_ctx]. Outputs: the
 encoded audio [batch, n_audio_ctx, d] followed by every decoder layer's
 cross-attention keys and values [batch, n_head, n_audio_ctx, d_head], so the
-decoder never recomputes them per token.
+decoder never recomputes them per token (in int8 mode each is followed by its
+row scales [batch, n_head, n_audio_ctx]: layers.cross_kv).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from maxwhisper_kernels import custom_ops
 from maxwhisper_kernels.build import kernel_library
 from maxwhisper_kernels.weights import ModelDimensions
 
-from .layers import PACKED_INT8, Weights, add_layer_norm, cross_kv_dtype, head_scale, layer_norm, linear, merge_heads, mlp, split_heads
+from .layers import PACKED_INT8, Weights, add_layer_norm, cross_kv, head_scale, layer_norm, linear, merge_heads, mlp, split_heads
 
 
 def conv_gelu(x: TensorValue, w: Weights, name: str, c_in: int, c_out: int, stride: int):
@@ -41,7 +42,8 @@ def build_encoder(dims: ModelDimensions, device: DeviceRef, int8: bool = False) 
     """int8: every linear layer (the cross-attention key/value projections
     included) is the int8 GEMM on weights quantized per output channel, with
     activations quantized per row as it runs (compute_type="int8"), and the
-    cross-attention keys and values come out in float16 (cross_kv_dtype)."""
+    cross-attention keys and values come out as int8 rows with a scale each
+    (layers.cross_kv)."""
     d, n_head = dims.n_audio_state, dims.n_audio_head
     w = Weights(device, PACKED_INT8 if int8 else None)
     mel_type = TensorType(DType.float32, ["batch", dims.n_mels, 2 * dims.n_audio_ctx], device)
@@ -67,6 +69,6 @@ def build_encoder(dims: ModelDimensions, device: DeviceRef, int8: bool = False) 
         for i in range(dims.n_text_layer):
             kv = linear(audio, w, f"decoder.blocks.{i}.cross_attn.kv", d, 2 * td)
             k, v = ops.split(kv, [td, td], axis=-1)
-            cross += [ops.cast(split_heads(t, t_head), cross_kv_dtype(int8)) for t in (k, v)]
+            cross += [*cross_kv(k, t_head, int8), *cross_kv(v, t_head, int8)]
         graph.output(audio, *cross)
     return graph

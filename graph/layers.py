@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from max.dtype import DType
-from max.graph import DeviceRef, TensorValue, Weight, ops
+from max.graph import DeviceRef, TensorType, TensorValue, Weight, ops
 
 from maxwhisper_kernels import custom_ops
 from maxwhisper_kernels.ops import PACK_PANEL, packed_int8_shape
@@ -48,11 +48,28 @@ def linear(x: TensorValue, w: Weights, name: str, d_in: int, d_out: int, bias: b
     return custom_ops.linear(x, weight, b)
 
 
-def cross_kv_dtype(int8: bool) -> DType:
-    """The cross-attention keys and values the encoder hands the decoder: float16 in int8 mode,
-    since every decoder step reads all of them for every row (at 8 rows, 37 MB per layer in
-    float32: more than the weights), float32 otherwise (the default mode stays exact)."""
-    return DType.float16 if int8 else DType.float32
+def cross_kv(x: TensorValue, n_head: int, int8: bool) -> list[TensorValue]:
+    """A cross-attention key or value projection [B, T, H*D] as the encoder hands it to the
+    decoder, heads split: [x [B, H, T, D] float32] (the default mode stays exact), or in int8
+    mode [x int8, its scale per row [B, H, T] float32], each row quantized on its own (scale =
+    max |row| / 127, values rounded to even): every decoder step reads all of them for every
+    row, at 8 rows 37 MB a layer in float32, more than the weights; int8 reads a quarter."""
+    x = split_heads(x, n_head)
+    if not int8:
+        return [x]
+    peak = ops.max(ops.abs(x), axis=-1)
+    scale = peak / 127.0
+    safe = ops.where(scale > 0, scale, ops.constant(1.0, DType.float32, x.device))  # a zero row stays 0
+    quantized = ops.cast(ops.round(x / safe), DType.int8)
+    return [quantized, ops.squeeze(scale, -1)]
+
+
+def cross_kv_types(n_head: int, n_ctx: int, d_head: int, int8: bool, device: DeviceRef) -> list[TensorType]:
+    """The graph types of one key or value as cross_kv gives it, for audio_batch audios."""
+    rows = ["audio_batch", n_head, n_ctx]
+    if not int8:
+        return [TensorType(DType.float32, [*rows, d_head], device)]
+    return [TensorType(DType.int8, [*rows, d_head], device), TensorType(DType.float32, rows, device)]
 
 
 def packed_rows(packed: TensorValue, ids: TensorValue, d: int) -> TensorValue:

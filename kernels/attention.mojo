@@ -264,12 +264,25 @@ def _dot[kd: DType, //, DK: Int](q: Pointer[Float32, _], k: Pointer[Scalar[kd], 
 
 
 @always_inline
+def _key_scales(s: Pointer[Float32, _], t0: Int, Tk: Int) -> SIMD[F32, W]:
+    """The scales of keys t0 .. t0 + W - 1, 0 past Tk (never read past the array)."""
+    if t0 + W <= Tk:
+        return s.unsafe_load[width=W](t0)
+    var out = SIMD[F32, W](0)
+    for j in range(max(0, Tk - t0)):
+        out[j] = s.unsafe_load(t0 + j)
+    return out
+
+
+@always_inline
 def _direct[
-    o_origin: MutOrigin, //, dtype: DType, kvd: DType, DK: Int, causal: Bool
+    o_origin: MutOrigin, //, dtype: DType, kvd: DType, DK: Int, causal: Bool, scaled: Bool
 ](
     q: Pointer[Scalar[dtype], _],
     k: Pointer[Scalar[kvd], _],
     v: Pointer[Scalar[kvd], _],
+    ks: Pointer[Float32, _],
+    vs: Pointer[Float32, _],
     o: Pointer[Scalar[dtype], o_origin],
     row_off: Pointer[Int, _],
     row_last: Pointer[Int32, _],
@@ -278,7 +291,11 @@ def _direct[
     D_runtime: Int,
     scale: Float32,
 ):
-    """Attends nr <= SMALL rows over one head; D must be a multiple of W."""
+    """Attends nr <= SMALL rows over one head; D must be a multiple of W.
+    scaled: key and value t are ks[t] * k[t] and vs[t] * v[t] (int8 rows with
+    a scale each, see attention_int8kv.mojo); a score is scaled after its dot
+    product, a probability before it weighs its value row, and the
+    normaliser sums the probabilities themselves."""
     var D = DK if DK > 0 else D_runtime
     var qs = unsafe_alloc[Float32](SMALL * D)
     var p = unsafe_alloc[Float32](BKD * SMALL)
@@ -307,6 +324,8 @@ def _direct[
         var val: Float32 = 0
         if tail0 * D + x < Tk * D:
             val = k.unsafe_load(tail0 * D + x).cast[F32]()
+            comptime if scaled:
+                val *= ks.unsafe_load(tail0 + x // D)
         tail.unsafe_store(x, val)
 
     for k0 in range(0, key_end, BKD):
@@ -324,16 +343,22 @@ def _direct[
                 else:
                     comptime for jj in range(W):
                         parts[jj] = _dot[DK](qr, tail.unsafe_offset(jj * D), D)
+                var dots = _sum_lanes(parts)
+                comptime if scaled:
+                    if k0 + j0 < tail0:  # the tail copy holds scaled keys already
+                        dots *= ks.unsafe_load[width=W](k0 + j0)
                 var keys = iota[DType.int32, W](Int32(k0 + j0))
-                var s = keys.lt(Int32(visible)).select(_sum_lanes(parts), SIMD[F32, W](NEG))
+                var s = keys.lt(Int32(visible)).select(dots, SIMD[F32, W](NEG))
                 p.unsafe_store(r * BKD + j0, s)
                 mx = max(mx, s)
             var m_new = mx.reduce_max()
             var sum = SIMD[F32, W](0)
             for j0 in range(0, nk, W):
                 var e = exp_nonpositive[W](p.unsafe_load[width=W](r * BKD + j0) - m_new)
-                p.unsafe_store(r * BKD + j0, e)
                 sum += e
+                comptime if scaled:
+                    e *= _key_scales(vs, k0 + j0, Tk)
+                p.unsafe_store(r * BKD + j0, e)
             var cr = exp_nonpositive[1](m.unsafe_load(r) - m_new)
             corr.unsafe_store(r, cr)
             l.unsafe_store(r, l.unsafe_load(r) * cr + sum.reduce_add())
@@ -365,11 +390,13 @@ def _direct[
 
 
 def attention_cpu[
-    o_origin: MutOrigin, //, dtype: DType, kvd: DType, causal: Bool
+    o_origin: MutOrigin, //, dtype: DType, kvd: DType, causal: Bool, scaled: Bool = False
 ](
     q: Pointer[Scalar[dtype], _],
     k: Pointer[Scalar[kvd], _],
     v: Pointer[Scalar[kvd], _],
+    ks: Pointer[Float32, _],
+    vs: Pointer[Float32, _],
     o: Pointer[Scalar[dtype], o_origin],
     B: Int,
     Bk: Int,
@@ -385,7 +412,7 @@ def attention_cpu[
     var block = SMALL if direct else BQ
     var blocks = ceildiv(rows, block)
 
-    def work(item: Int) {q, k, v, o, H, Tq, Tk, D, scale, group, rows, direct, block, blocks}:
+    def work(item: Int) {q, k, v, ks, vs, o, H, Tq, Tk, D, scale, group, rows, direct, block, blocks}:
         var kvh = item // blocks  # bk * H + h
         var r0 = (item % blocks) * block
         var nr = min(block, rows - r0)
@@ -401,15 +428,20 @@ def attention_cpu[
         var kv = kvh * Tk * D
         var kp = k.unsafe_offset(kv)
         var vp = v.unsafe_offset(kv)
+        var ksp = ks.unsafe_offset(kvh * Tk)
+        var vsp = vs.unsafe_offset(kvh * Tk)
         if direct:
             if D == 64:
-                _direct[dtype, kvd, 64, causal](q, kp, vp, o, row_off, row_last, nr, Tk, D, scale)
+                _direct[dtype, kvd, 64, causal, scaled](q, kp, vp, ksp, vsp, o, row_off, row_last, nr, Tk, D, scale)
             else:
-                _direct[dtype, kvd, 0, causal](q, kp, vp, o, row_off, row_last, nr, Tk, D, scale)
-        elif D == 64:
-            _tiled[dtype, kvd, 64, causal](q, kp, vp, o, row_off, row_last, nr, Tk, D, scale)
+                _direct[dtype, kvd, 0, causal, scaled](q, kp, vp, ksp, vsp, o, row_off, row_last, nr, Tk, D, scale)
         else:
-            _tiled[dtype, kvd, 0, causal](q, kp, vp, o, row_off, row_last, nr, Tk, D, scale)
+            # scaled keys never get here: attention_int8kv dequantizes them for many rows
+            comptime if not scaled:
+                if D == 64:
+                    _tiled[dtype, kvd, 64, causal](q, kp, vp, o, row_off, row_last, nr, Tk, D, scale)
+                else:
+                    _tiled[dtype, kvd, 0, causal](q, kp, vp, o, row_off, row_last, nr, Tk, D, scale)
         row_off.unsafe_free()
         row_last.unsafe_free()
 
@@ -454,10 +486,13 @@ struct Attention:
                     scale.unsafe_ptr().unsafe_load(0),
                 )
                 return
+        var no_scales = scale.unsafe_ptr()  # read only by the scaled variant
         attention_cpu[output.dtype, k.dtype, causal](
             q.unsafe_ptr(),
             k.unsafe_ptr(),
             v.unsafe_ptr(),
+            no_scales,
+            no_scales,
             output.unsafe_ptr(),
             q.dim_size(0),
             k.dim_size(0),

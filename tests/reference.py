@@ -26,6 +26,15 @@ def attention(q, k, v, causal=False, scale=None):
     return np.einsum("bhqk,bhkd->bhqd", weights, v)
 
 
+def quantize_rows(x):
+    """Per row of the last axis: scale = max |x| / 127 (float32), values x / scale rounded half
+    to even into int8; a zero row keeps scale 0 (the int8 decoder's cross-attention inputs)."""
+    x = np.asarray(x, dtype=np.float32)
+    scale = (np.abs(x).max(axis=-1) / np.float32(127)).astype(np.float32)
+    safe = np.where(scale > 0, scale, np.float32(1))
+    return np.rint(x / safe[..., None]).astype(np.int8), scale
+
+
 def slaney_mel_filters(n_mels, sr=16000, n_fft=400):
     """Triangles between consecutive Slaney-mel band edges, each scaled to unit
     area (2 / bandwidth), evaluated at the rfft bin frequencies."""

@@ -79,6 +79,28 @@ def attention(
     )[0].tensor
 
 
+def attention_int8kv(
+    q: TensorValue,
+    k: TensorValue,
+    k_scale: TensorValue,
+    v: TensorValue,
+    v_scale: TensorValue,
+    scale: TensorValue | float,
+) -> TensorValue:
+    """softmax(scale * q K^T) V for q [B, H, Tq, D] float32 over int8 keys and values
+    k, v [Bk, H, Tk, D] whose row t stands for k_scale[.., t] * k[.., t] (scales [Bk, H,
+    Tk] float32); B is a multiple of Bk; scale as attention's (kernels/attention_int8kv.mojo).
+    CPU only."""
+    if not isinstance(scale, TensorValue):
+        scale = ops.constant([float(scale)], DType.float32, q.device)
+    return ops.custom(
+        name="attention_int8kv",
+        device=q.device,
+        values=[q, k, v, k_scale, v_scale, scale],
+        out_types=[TensorType(q.dtype, q.shape, q.device)],
+    )[0].tensor
+
+
 def cached_attention(
     q: TensorValue,
     k: TensorValue,

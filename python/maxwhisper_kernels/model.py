@@ -38,7 +38,9 @@ class AudioFeatures:
     """Encoder output for a batch of windows, left in MAX buffers."""
 
     encoded: Buffer  # [n_audio, n_audio_ctx, d]
-    cross_kv: list[Buffer]  # per decoder layer: keys, values [n_audio, n_head, n_audio_ctx, d_head]
+    # per decoder layer: keys, values [n_audio, n_head, n_audio_ctx, d_head] (int8 mode: each
+    # followed by its row scales [n_audio, n_head, n_audio_ctx], graph.layers.cross_kv)
+    cross_kv: list[Buffer]
     n_audio: int
 
     def subset(self, audios: np.ndarray) -> AudioFeatures:

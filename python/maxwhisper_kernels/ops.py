@@ -163,20 +163,10 @@ def attention(
     """softmax(scale * q k^T) v over [B, H, T, D] arrays; scale defaults to
     1/sqrt(D). With causal=True query i sees keys up to Tk - Tq + i. k and v
     may have fewer batch rows than q (a divisor of B): query row b then uses
-    key row b // (B / Bk), as beams of one audio share its keys. k and v both float16
-    stay so (int8 mode's cross-attention inputs): the kernel widens them as it reads.
+    key row b // (B / Bk), as beams of one audio share its keys.
     bf16=True allows the int8 encoder's AMX path (bfloat16 products) where the CPU has it."""
-    q, k, v = _float32("q", q, 4), np.asarray(k), np.asarray(v)
-    if not (k.dtype == v.dtype == np.float16 and k.ndim == v.ndim == 4):
-        k, v = _float32("k", k, 4), _float32("v", v, 4)
-    _same_shape(["k", "v"], [k, v])
-    if q.shape[1] != k.shape[1] or q.shape[3] != k.shape[3] or q.shape[0] % max(k.shape[0], 1):
-        raise ValueError(
-            f"q {q.shape} and k/v {k.shape} must agree in heads and head size, "
-            "and k/v's batch must divide q's"
-        )
-    if 0 in q.shape or 0 in k.shape:
-        raise ValueError(f"q {q.shape} and k/v {k.shape} must not be empty")
+    q, k, v = _float32("q", q, 4), _float32("k", k, 4), _float32("v", v, 4)
+    _check_attention_shapes(q, k, v)
     if causal and q.shape[2] > k.shape[2]:
         raise ValueError(
             f"causal attention needs at least as many keys as queries: Tq={q.shape[2]}, Tk={k.shape[2]}"
@@ -190,6 +180,42 @@ def attention(
 
 def _attention_body(q, k, v, scale, *, causal, bf16):
     return custom_ops.attention(q, k, v, scale, causal, bf16)
+
+
+def _check_attention_shapes(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> None:
+    _same_shape(["k", "v"], [k, v])
+    if q.shape[1] != k.shape[1] or q.shape[3] != k.shape[3] or q.shape[0] % max(k.shape[0], 1):
+        raise ValueError(
+            f"q {q.shape} and k/v {k.shape} must agree in heads and head size, "
+            "and k/v's batch must divide q's"
+        )
+    if 0 in q.shape or 0 in k.shape:
+        raise ValueError(f"q {q.shape} and k/v {k.shape} must not be empty")
+
+
+def attention_int8kv(
+    q: np.ndarray,
+    k: np.ndarray,
+    k_scale: np.ndarray,
+    v: np.ndarray,
+    v_scale: np.ndarray,
+    *,
+    scale: float | None = None,
+) -> np.ndarray:
+    """attention(q, K, V) over int8 keys and values k, v [Bk, H, Tk, D] whose row t stands
+    for k_scale[.., t] * k[.., t] (scales [Bk, H, Tk]), as the int8 decoder's cross-attention
+    reads them; q [B, H, Tq, D] with Bk dividing B."""
+    q = _float32("q", q, 4)
+    k, v = np.asarray(k), np.asarray(v)
+    if k.dtype != np.int8 or v.dtype != np.int8 or k.ndim != 4:
+        raise ValueError(f"k and v must be 4-D int8 arrays, got {k.dtype} {k.shape} and {v.dtype} {v.shape}")
+    _check_attention_shapes(q, k, v)
+    k_scale, v_scale = _float32("k_scale", k_scale, 3), _float32("v_scale", v_scale, 3)
+    _same_shape(["k rows", "k_scale", "v_scale"], [np.empty(k.shape[:3]), k_scale, v_scale])
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[3])
+    scale_array = np.array([scale], dtype=np.float32)
+    return _run("attention_int8kv", custom_ops.attention_int8kv, q, k, k_scale, v, v_scale, scale_array)[0]
 
 
 def cached_attention(
