@@ -7,6 +7,7 @@
 # once for all M rows of x, and float16 weights (exact for checkpoints stored
 # in float16, such as the CTranslate2 packages) halve the bytes read.
 # (compute_type="int8" decoders use the int8 GEMM, matmul_int8.mojo.)
+# Weights are requested from memory a few rows ahead (PF_ROWS).
 # Products accumulate in float32, four weight rows at a time so the four FMA
 # chains run in parallel. With several rows of x (beams, a batch of windows)
 # a tile of MR of them shares each loaded and widened weight vector: MR x 4
@@ -21,13 +22,20 @@ from .linear_gpu import linear_gpu
 from max.algorithm.backend.cpu.parallelize import parallelize
 from std.math import ceildiv
 from std.memory import Pointer
-from std.sys.info import CompilationTarget, num_physical_cores, simd_width_of
+from std.sys.info import CompilationTarget, num_physical_cores, simd_width_of, size_of
+from std.sys.intrinsics import prefetch, PrefetchOptions
 from std.utils import StaticTuple
 
 comptime F32 = DType.float32
 comptime W = simd_width_of[F32]()
 comptime ROWS = 4  # weight rows per pass
 comptime CHUNK = 256  # weight rows per work item
+# Each pass requests the weight rows PF_ROWS ahead of the ones it reads. Left
+# to the hardware prefetcher, the 1-row float16 vocabulary projection (40 MB)
+# drew 14 GB/s on Zen 3 where NumPy's float32 one drew 25; with it, 1.1-1.3 ms
+# instead of 2.6 (4, 12, 16, 32 and 64 rows ahead were no better than 8).
+comptime PF_ROWS = 8
+comptime LINE = 64  # bytes per cache line
 comptime MR = 4 if (CompilationTarget.has_avx512f() or CompilationTarget.has_neon()) else 2
 
 
@@ -129,7 +137,10 @@ struct Linear:
             var start = item * CHUNK
             var stop = min(N, start + CHUNK)
             var n = start
+            comptime step = LINE // size_of[w.dtype]()
             while n + ROWS <= stop:
+                for e in range(min(n + PF_ROWS, N) * K, min(n + PF_ROWS + ROWS, N) * K, step):
+                    prefetch[PrefetchOptions().for_read().low_locality().to_data_cache()](wp.unsafe_offset(e))
                 var bias = bp.unsafe_load[width=ROWS](n)
                 var m = 0
                 while m + MR <= M:

@@ -55,7 +55,7 @@ from std.memory.alloc import unsafe_alloc
 from std.sys._assembly import inlined_assembly
 from .amx import amx_configure, amx_permitted, amx_release, tile_load, tile_store, zero_sums
 from std.sys.info import CompilationTarget, simd_width_of
-from std.sys.intrinsics import llvm_intrinsic
+from std.sys.intrinsics import PrefetchOptions, llvm_intrinsic, prefetch
 from std.utils import StaticTuple
 
 comptime F32 = DType.float32
@@ -65,6 +65,10 @@ comptime PANEL = 16  # output channels per packed panel
 comptime GROUP = 4 * PANEL  # bytes per panel and group of 4 k
 comptime FW = simd_width_of[F32]()
 comptime ROWS_PER_QUANT_ITEM = 64
+# The first tile over a strip requests its weights this many groups (64 bytes
+# each) ahead: a decoder step reads every weight once, and the hardware
+# prefetcher alone left the 1-row tile waiting on memory (see linear.mojo).
+comptime PF_GROUPS = 64
 
 comptime VNNI = 0
 comptime AVX2 = 1
@@ -130,12 +134,20 @@ def _dot4[
 @always_inline
 def _tile[
     path: Int, L: Int, MR: Int, NR: Int
-](a: Pointer[Int32, _], w: Pointer[Int8, _], K4: Int) -> StaticTuple[SIMD[I32, L], MR * NR]:
+](a: Pointer[Int32, _], w: Pointer[Int8, _], K4: Int, ahead: Bool) -> StaticTuple[SIMD[I32, L], MR * NR]:
     """int32 sums of MR quantized rows (a: one 32-bit word per group of 4 k,
-    K4 words per row) with NR * L packed channels starting at w (a panel)."""
+    K4 words per row) with NR * L packed channels starting at w (a panel);
+    ahead: prefetch the panels' groups PF_GROUPS ahead (the strip's first tile,
+    where _shift has not read it already)."""
     var acc = StaticTuple[SIMD[I32, L], MR * NR](SIMD[I32, L](0))
     var panel_stride = K4 * GROUP
     for g in range(K4):
+        if ahead:
+            comptime for j in range(NR):
+                comptime if (j * L) % PANEL == 0:
+                    prefetch[PrefetchOptions().for_read().low_locality().to_data_cache()](
+                        w.unsafe_offset(((j * L) // PANEL) * panel_stride + (g + PF_GROUPS) * GROUP)
+                    )
         var b = StaticTuple[SIMD[I8, 4 * L], NR](SIMD[I8, 4 * L](0))
         comptime for j in range(NR):
             comptime offset = ((j * L) % PANEL) * 4
@@ -160,6 +172,10 @@ def _shift[path: Int, L: Int, NR: Int](w: Pointer[Int8, _], K4: Int) -> StaticTu
         for g in range(K4):
             comptime for j in range(NR):
                 comptime offset = ((j * L) % PANEL) * 4
+                comptime if offset == 0:
+                    prefetch[PrefetchOptions().for_read().low_locality().to_data_cache()](
+                        w.unsafe_offset(((j * L) // PANEL) * panel_stride + (g + PF_GROUPS) * GROUP)
+                    )
                 var b = w.unsafe_load[width=4 * L](((j * L) // PANEL) * panel_stride + g * GROUP + offset)
                 sums[j] = _dot4[path, L](sums[j], ones, ones, b)
         comptime for j in range(NR):
@@ -352,13 +368,13 @@ def _matmul[
                     var a = words.unsafe_offset(m0 * K4)
                     var left = M - m0
                     if left >= MR:
-                        _store[path, L, MR, NR](_tile[path, L, MR, NR](a, strip, K4), yp, x_scale, sp, bp, shift, has_bias, m0, n0, M, N)
+                        _store[path, L, MR, NR](_tile[path, L, MR, NR](a, strip, K4, path != VNNI and m0 == m_start), yp, x_scale, sp, bp, shift, has_bias, m0, n0, M, N)
                     else:
                         # the last rows: a tile of just those (a decoder step has 1-8 rows,
                         # where a full tile would spend most of its products on padding)
                         comptime for R in range(1, MR):
                             if left == R:
-                                _store[path, L, R, NR](_tile[path, L, R, NR](a, strip, K4), yp, x_scale, sp, bp, shift, has_bias, m0, n0, M, N)
+                                _store[path, L, R, NR](_tile[path, L, R, NR](a, strip, K4, path != VNNI and m0 == m_start), yp, x_scale, sp, bp, shift, has_bias, m0, n0, M, N)
 
     parallelize(block, ceildiv(M, MB) * n_blocks)
     words.unsafe_free()
