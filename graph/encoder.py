@@ -20,10 +20,20 @@ from .layers import PACKED_INT8, Weights, add_layer_norm, cross_kv, head_scale, 
 
 
 def conv_gelu(x: TensorValue, w: Weights, name: str, c_in: int, c_out: int, stride: int):
-    """Kernel-3, padding-1 conv over time + GELU on channels-last x [B, 1, T, C]."""
-    filters = w(f"{name}.weight", 1, 3, c_in, c_out)  # RSCF
-    y = ops.conv2d(x, filters, stride=(1, stride), padding=(0, 0, 1, 1))
-    return ops.gelu(y + w(f"{name}.bias", c_out))
+    """Kernel-3, padding-1 conv over time + GELU on channels-last x [B, T, C], as one
+    matmul: row t of the im2col matrix is x[s*t - 1], x[s*t], x[s*t + 1] side by side,
+    which is the order of the taps and channels in the filters' RSCF layout. MAX's
+    conv2d gave the same bits on Zen 3 but took 47 ms on conv2 where this takes 17."""
+    time = int(x.shape[1])
+    padded = ops.pad(x, [0, 0, 1, 1, 0, 0])
+    if stride == 1:
+        cols = ops.concat([padded[:, 0:time], padded[:, 1 : time + 1], padded[:, 2 : time + 2]], axis=-1)
+    else:  # stride 2: rows 2t and 2t + 1 are one row of a [T/2, 2C] view, 2t + 2 starts the next
+        pairs = ops.reshape(padded[:, 0:time], [x.shape[0], time // 2, 2 * c_in])
+        after = ops.reshape(padded[:, 2 : time + 2], [x.shape[0], time // 2, 2 * c_in])[:, :, 0:c_in]
+        cols = ops.concat([pairs, after], axis=-1)
+    filters = ops.reshape(w(f"{name}.weight", 1, 3, c_in, c_out), [3 * c_in, c_out])
+    return ops.gelu(cols @ filters + w(f"{name}.bias", c_out))
 
 
 def self_attention(h: TensorValue, w: Weights, name: str, d: int, n_head: int) -> TensorValue:
@@ -50,10 +60,9 @@ def build_encoder(dims: ModelDimensions, device: DeviceRef, int8: bool = False) 
     graph = Graph("whisper_encoder", input_types=[mel_type], custom_extensions=[kernel_library()])
     with graph:
         mel = graph.inputs[0].tensor
-        x = ops.unsqueeze(mel.transpose(1, 2), 1)
-        x = conv_gelu(x, w, "encoder.conv1", dims.n_mels, d, stride=1)
+        x = conv_gelu(mel.transpose(1, 2), w, "encoder.conv1", dims.n_mels, d, stride=1)
         x = conv_gelu(x, w, "encoder.conv2", d, d, stride=2)
-        x = ops.squeeze(x, 1) + w("encoder.positional_embedding", dims.n_audio_ctx, d)
+        x = x + w("encoder.positional_embedding", dims.n_audio_ctx, d)
 
         h = layer_norm(x, w, "encoder.blocks.0.attn_ln", d)
         for i in range(dims.n_audio_layer):
