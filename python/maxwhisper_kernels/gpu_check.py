@@ -223,7 +223,11 @@ def check_graphs(arch: str, mojo: Path | None = None) -> Result:
     )
     report = done.stdout.strip() or done.stderr.strip()[-4000:]
     if done.returncode != 0:
-        return Result("graphs", arch, False, report, out)
+        # Every graph can print OK and the child still fail (a crash or a kill at
+        # exit, seen once in a cold fresh clone): say how it ended and its last words.
+        tail = done.stderr.strip()[-2000:] if done.stdout.strip() else ""
+        ending = f"the check process exited with code {done.returncode}"
+        return Result("graphs", arch, False, "\n".join(filter(None, [ending, report, tail])), out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "OK").write_text(report + "\n")
     return Result("graphs", arch, True, f"OK ({time.perf_counter() - start:.0f} s)\n{report}", out)
