@@ -13,6 +13,7 @@
 # There, one call per piece while the machine stays warm:
 #   bash scripts/gpu_lease.sh receive      (carry .gpu/pieces/pieceNN)
 #   bash scripts/gpu_lease.sh run          (carry the last piece, .gpu/shared, build)
+#   or: bash scripts/gpu_lease.sh pytest tests/test_gpu_model.py -k ...  (the same, one selection)
 # `run` joins and unpacks the pieces, then runs the GPU kernel tests, the
 # tiny.en model tests, the CLI on jfk.flac and bench_gpu.py, logging into $OUT.
 set -uo pipefail
@@ -61,9 +62,9 @@ receive() {
     ls -la "$STORE"
 }
 
-run() {
+prepare() {
     receive
-    local out=${OUT:-/tmp/gpu-out}
+    out=${OUT:-/tmp/gpu-out}
     mkdir -p "$out"
     [ -d "$SITE" ] || cat "$STORE"/piece* | xz -d -T0 | tar -x -C "$(dirname "$SITE")" || return 1
     # The editable install's layout: graph/ and weights/ are subpackages.
@@ -76,6 +77,10 @@ run() {
     chmod +x "$SITE/modular/bin/mojo"
     [ -e ../shared ] || ln -s "$PWD/.gpu/shared" ../shared
     export PATH=$SITE/modular/bin:$PATH PYTHONPATH=$SITE:$PWD/python PYTHONUNBUFFERED=1
+}
+
+run() {
+    prepare || return 1
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$out/gpu.txt"
     python3 -c 'from max.driver import Accelerator, accelerator_count as n; a = Accelerator(); print(n(), a.model_name, a.architecture_name)' 2>&1 | tee -a "$out/gpu.txt"
     local budget=${GPU_RUN_SECONDS:-420}
@@ -94,5 +99,6 @@ run() {
 MOJO_VERSION="Mojo 1.2.0 (2016d0cd)"
 case "${1:-}" in
 pack | receive | run) "$1" ;;
-*) echo "usage: $0 pack|receive|run" >&2 && exit 2 ;;
+pytest) shift && prepare && python3 -m pytest -p no:cacheprovider -v "$@" 2>&1 | tee "$out/pytest.log" ;;
+*) echo "usage: $0 pack|receive|run|pytest ARGS" >&2 && exit 2 ;;
 esac
