@@ -40,12 +40,12 @@ from .attention_gpu import attention_gpu
 from .attention_amx import attention_amx
 from .amx import amx_permitted
 from .exp2 import exp_nonpositive
+from .prefetch import prefetch_range
 from max.algorithm.backend.cpu.parallelize import parallelize
 from std.math import ceildiv, iota
 from std.memory import Pointer
 from std.memory.alloc import unsafe_alloc
-from std.sys.info import CompilationTarget, simd_width_of, size_of
-from std.sys.intrinsics import prefetch, PrefetchOptions
+from std.sys.info import CompilationTarget, simd_width_of
 from std.utils import StaticTuple
 
 comptime F32 = DType.float32
@@ -78,7 +78,6 @@ comptime BKD = 4 * W
 # step took 5.1 instead of 6.0 ms for 1 row and 7.4 instead of 8.1 for 5
 # (Zen 3). Alone in a loop, where they stay in L3, the kernel gains nothing.
 comptime PF_KEYS = 2 * BKD
-comptime LINE = 64  # bytes per cache line
 
 
 @always_inline
@@ -337,13 +336,11 @@ def _direct[
                 val *= ks.unsafe_load(tail0 + x // D)
         tail.unsafe_store(x, val)
 
-    comptime step = LINE // size_of[kvd]()
     for k0 in range(0, key_end, BKD):
         var nk = min(BKD, key_end - k0)
         var ahead = k0 + PF_KEYS
-        for x in range(ahead * D, min(ahead + BKD, key_end) * D, step):
-            prefetch[PrefetchOptions().for_read().high_locality().to_data_cache()](k.unsafe_offset(x))
-            prefetch[PrefetchOptions().for_read().high_locality().to_data_cache()](v.unsafe_offset(x))
+        prefetch_range[keep=True](k, ahead * D, min(ahead + BKD, key_end) * D)
+        prefetch_range[keep=True](v, ahead * D, min(ahead + BKD, key_end) * D)
         for r in range(nr):
             var qr = qs.unsafe_offset(r * D)
             var visible = min(Int(row_last.unsafe_load(r)) + 1, k0 + nk)

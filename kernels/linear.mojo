@@ -19,11 +19,11 @@ import extensibility
 from extensibility import InputTensor, OutputTensor
 from max.gpu.host import DeviceContext
 from .linear_gpu import linear_gpu
+from .prefetch import prefetch_range
 from max.algorithm.backend.cpu.parallelize import parallelize
 from std.math import ceildiv
 from std.memory import Pointer
-from std.sys.info import CompilationTarget, num_physical_cores, simd_width_of, size_of
-from std.sys.intrinsics import prefetch, PrefetchOptions
+from std.sys.info import CompilationTarget, num_physical_cores, simd_width_of
 from std.utils import StaticTuple
 
 comptime F32 = DType.float32
@@ -37,7 +37,6 @@ comptime CHUNK = 256  # weight rows per work item
 # 2.7 instead of 3.5, a whole decoder step 5.4 instead of 6.8 ms (4, 12, 16,
 # 32 and 64 rows ahead were no better than 8).
 comptime PF_ROWS = 8
-comptime LINE = 64  # bytes per cache line
 comptime MR = 4 if (CompilationTarget.has_avx512f() or CompilationTarget.has_neon()) else 2
 
 
@@ -139,10 +138,8 @@ struct Linear:
             var start = item * CHUNK
             var stop = min(N, start + CHUNK)
             var n = start
-            comptime step = LINE // size_of[w.dtype]()
             while n + ROWS <= stop:
-                for e in range(min(n + PF_ROWS, N) * K, min(n + PF_ROWS + ROWS, N) * K, step):
-                    prefetch[PrefetchOptions().for_read().low_locality().to_data_cache()](wp.unsafe_offset(e))
+                prefetch_range(wp, min(n + PF_ROWS, N) * K, min(n + PF_ROWS + ROWS, N) * K)
                 var bias = bp.unsafe_load[width=ROWS](n)
                 var m = 0
                 while m + MR <= M:

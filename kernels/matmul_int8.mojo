@@ -53,9 +53,10 @@ from std.math import ceildiv
 from std.memory import Pointer, bitcast
 from std.memory.alloc import unsafe_alloc
 from std.sys._assembly import inlined_assembly
+from .prefetch import prefetch_line
 from .amx import amx_configure, amx_permitted, amx_release, tile_load, tile_store, zero_sums
 from std.sys.info import CompilationTarget, simd_width_of
-from std.sys.intrinsics import PrefetchOptions, llvm_intrinsic, prefetch
+from std.sys.intrinsics import llvm_intrinsic
 from std.utils import StaticTuple
 
 comptime F32 = DType.float32
@@ -132,6 +133,15 @@ def _dot4[
 
 
 @always_inline
+def _prefetch_panels[L: Int, NR: Int](w: Pointer[Int8, _], panel_stride: Int, g: Int):
+    """Asks for group g + PF_GROUPS of each panel that a strip of NR * L
+    channels starts in (a group of one panel is one 64-byte line)."""
+    comptime for j in range(NR):
+        comptime if (j * L) % PANEL == 0:
+            prefetch_line(w, ((j * L) // PANEL) * panel_stride + (g + PF_GROUPS) * GROUP)
+
+
+@always_inline
 def _tile[
     path: Int, L: Int, MR: Int, NR: Int
 ](a: Pointer[Int32, _], w: Pointer[Int8, _], K4: Int, ahead: Bool) -> StaticTuple[SIMD[I32, L], MR * NR]:
@@ -143,11 +153,7 @@ def _tile[
     var panel_stride = K4 * GROUP
     for g in range(K4):
         if ahead:
-            comptime for j in range(NR):
-                comptime if (j * L) % PANEL == 0:
-                    prefetch[PrefetchOptions().for_read().low_locality().to_data_cache()](
-                        w.unsafe_offset(((j * L) // PANEL) * panel_stride + (g + PF_GROUPS) * GROUP)
-                    )
+            _prefetch_panels[L, NR](w, panel_stride, g)
         var b = StaticTuple[SIMD[I8, 4 * L], NR](SIMD[I8, 4 * L](0))
         comptime for j in range(NR):
             comptime offset = ((j * L) % PANEL) * 4
@@ -170,12 +176,9 @@ def _shift[path: Int, L: Int, NR: Int](w: Pointer[Int8, _], K4: Int) -> StaticTu
         var ones = SIMD[I8, 4 * L](1)
         var panel_stride = K4 * GROUP
         for g in range(K4):
+            _prefetch_panels[L, NR](w, panel_stride, g)
             comptime for j in range(NR):
                 comptime offset = ((j * L) % PANEL) * 4
-                comptime if offset == 0:
-                    prefetch[PrefetchOptions().for_read().low_locality().to_data_cache()](
-                        w.unsafe_offset(((j * L) // PANEL) * panel_stride + (g + PF_GROUPS) * GROUP)
-                    )
                 var b = w.unsafe_load[width=4 * L](((j * L) // PANEL) * panel_stride + g * GROUP + offset)
                 sums[j] = _dot4[path, L](sums[j], ones, ones, b)
         comptime for j in range(NR):
