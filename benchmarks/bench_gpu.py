@@ -17,7 +17,6 @@ interleaved round by round. Attention flops count 4 * Tq * Tk * D per head
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import statistics
 import sys
@@ -163,18 +162,17 @@ def _openai_whisper():
     Its model is built from the same checkpoint as ours: no download."""
     try:
         import torch
-        from whisper.model import ModelDimensions, Whisper
+        import whisper  # noqa: F401 - only whether it is there
     except ImportError:
         return None
     if not torch.cuda.is_available():
         return None
+    from openai_model import openai_whisper_model
+
     from maxwhisper_kernels.weights import load_checkpoint
 
     def run(name: str, audio, seconds: float) -> float:
-        checkpoint = load_checkpoint(name)
-        model = Whisper(ModelDimensions(**dataclasses.asdict(checkpoint.dims)))
-        model.load_state_dict({n: torch.from_numpy(np.asarray(a, np.float32)) for n, a in checkpoint.tensors.items()})
-        model = model.cuda().eval()
+        model = openai_whisper_model(load_checkpoint(name)).cuda()
         model.transcribe(audio[0], fp16=True, temperature=0.0)
         torch.cuda.synchronize()
         start = time.perf_counter()

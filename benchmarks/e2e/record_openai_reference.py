@@ -8,7 +8,6 @@ Run in the benchmark venv (it has torch and openai-whisper):
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import subprocess
@@ -19,22 +18,21 @@ from pathlib import Path
 import numpy as np
 import torch
 import whisper
-from whisper.model import ModelDimensions, Whisper
 
 from maxwhisper_kernels.audio import load_audio
 from maxwhisper_kernels.weights import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 from clips import SHARED_AUDIO, synthesise_long_form  # noqa: E402
+from openai_model import openai_whisper_model  # noqa: E402
 
 
 def main() -> None:
     torch.set_num_threads(2)
     checkpoint = load_checkpoint("tiny.en")
-    model = Whisper(ModelDimensions(**dataclasses.asdict(checkpoint.dims)))
-    model.load_state_dict({n: torch.from_numpy(a) for n, a in checkpoint.tensors.items()})
-    model.eval()
+    model = openai_whisper_model(checkpoint)
     with tempfile.TemporaryDirectory() as tmp:
         long_form = synthesise_long_form(Path(tmp))
         # Both systems get the same samples: maxwhisper's decoding of the file.

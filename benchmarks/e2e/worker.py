@@ -20,6 +20,8 @@ import traceback
 import warnings
 
 warnings.filterwarnings("ignore")
+# benchmarks/: openai_model (the openai-whisper contender, built from our checkpoint)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def peak_rss_reset() -> bool:
@@ -84,11 +86,9 @@ class OpenAIWhisper:
     def __init__(self, compute_type: str, threads: int, model_dir: str):
         assert compute_type == "float32"
         t = time.perf_counter()
-        import dataclasses
-
         import torch
         import whisper
-        from whisper.model import ModelDimensions, Whisper
+        from openai_model import openai_whisper_model
 
         from maxwhisper_kernels.weights import load_checkpoint
 
@@ -96,16 +96,8 @@ class OpenAIWhisper:
         torch.set_num_threads(threads)
         t = time.perf_counter()
         checkpoint = load_checkpoint(os.path.join(model_dir, "model.bin"))
-        model = Whisper(ModelDimensions(**dataclasses.asdict(checkpoint.dims)))
-        state = {name: torch.from_numpy(array) for name, array in checkpoint.tensors.items()}
-        model.load_state_dict(state, strict=True)
-        if checkpoint.alignment_heads:
-            mask = torch.zeros(checkpoint.dims.n_text_layer, checkpoint.dims.n_text_head, dtype=torch.bool)
-            for layer, head in checkpoint.alignment_heads:
-                mask[layer, head] = True
-            model.register_buffer("alignment_heads", mask.to_sparse(), persistent=False)
-        self.model = model.eval()
-        del checkpoint, state
+        self.model = openai_whisper_model(checkpoint)
+        del checkpoint
         self.load_s = time.perf_counter() - t
         self.where = os.path.dirname(whisper.__file__)
 
