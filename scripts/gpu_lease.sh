@@ -53,6 +53,7 @@ pack() {
         cp "../shared/audio/dev/$clip" .gpu/shared/audio/dev/
     done
     $py -m maxwhisper_kernels.build
+    .venv/bin/mojo --version >build/mojo-version  # what the library's hash was taken with
     ls -la .gpu/pieces
     du -sh .gpu/shared build
 }
@@ -72,8 +73,8 @@ prepare() {
     ln -sfn ../../weights python/maxwhisper_kernels/weights
     # MAX finds its own files only where modular/bin/mojo exists, and build.py
     # keys the library by `mojo --version`: a stand-in that prints what the
-    # compiler that built build/ printed serves both.
-    printf '#!/bin/sh\necho "%s"\n' "$MOJO_VERSION" >"$SITE/modular/bin/mojo"
+    # compiler that built build/ printed (pack kept it) serves both.
+    printf '#!/bin/sh\necho "%s"\n' "$(cat build/mojo-version)" >"$SITE/modular/bin/mojo"
     chmod +x "$SITE/modular/bin/mojo"
     [ -e ../shared ] || ln -s "$PWD/.gpu/shared" ../shared
     export PATH=$SITE/modular/bin:$PATH PYTHONPATH=$SITE:$PWD/python PYTHONUNBUFFERED=1
@@ -96,7 +97,6 @@ run() {
     tail -n 3 "$out"/*.log
 }
 
-MOJO_VERSION="Mojo 1.2.0 (2016d0cd)"
 case "${1:-}" in
 pack | receive | run) "$1" ;;
 pytest) shift && prepare && python3 -m pytest -p no:cacheprovider -v "$@" 2>&1 | tee "$out/pytest.log" ;;
