@@ -370,14 +370,16 @@ def _matmul[
                 for m0 in range(m_start, min(M, m_start + MB), MR):
                     var a = words.unsafe_offset(m0 * K4)
                     var left = M - m0
+                    # the strip's first reader asks ahead for its weights (on VNNI, _shift was)
+                    var ahead = path != VNNI and m0 == m_start
                     if left >= MR:
-                        _store[path, L, MR, NR](_tile[path, L, MR, NR](a, strip, K4, path != VNNI and m0 == m_start), yp, x_scale, sp, bp, shift, has_bias, m0, n0, M, N)
+                        _store[path, L, MR, NR](_tile[path, L, MR, NR](a, strip, K4, ahead), yp, x_scale, sp, bp, shift, has_bias, m0, n0, M, N)
                     else:
                         # the last rows: a tile of just those (a decoder step has 1-8 rows,
                         # where a full tile would spend most of its products on padding)
                         comptime for R in range(1, MR):
                             if left == R:
-                                _store[path, L, R, NR](_tile[path, L, R, NR](a, strip, K4, path != VNNI and m0 == m_start), yp, x_scale, sp, bp, shift, has_bias, m0, n0, M, N)
+                                _store[path, L, R, NR](_tile[path, L, R, NR](a, strip, K4, ahead), yp, x_scale, sp, bp, shift, has_bias, m0, n0, M, N)
 
     parallelize(block, ceildiv(M, MB) * n_blocks)
     words.unsafe_free()
