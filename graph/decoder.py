@@ -21,15 +21,23 @@ symbolic). Inputs:
               n_audio_ctx], value, its row scales; see layers.cross_kv)
               (batch is a multiple of audio_batch: consecutive token rows share
               one audio, as the beams of one window do)
+  on the CPU, the token rules of the step (kernels/token_scores.mojo):
+  bars        [batch, n_bars, 2] int64   each row's barred id ranges [lo, hi)
+  barred      [n_barred] int64           ids barred on every row
+  first_timestamp [1] int64              <|0.00|>'s id, -1: no timestamp rule
 Outputs: logits [batch, n_picked, n_vocab]. With cross_attention_weights=True
 (a separate graph, used for word timestamps) the softmax weights of every
-cross-attention layer [batch, n_head, new, n_audio_ctx] follow.
+cross-attention layer [batch, n_head, new, n_audio_ctx] follow. On the CPU,
+last, token_scores' answer for the last picked position: the logits with the
+rules applied [batch, n_vocab], the ids of the TOP_K best [batch, TOP_K] and
+(peak, log normaliser) [batch, 2] float64, so a step's search reads a few
+numbers per row instead of walking the vocabulary in NumPy.
 """
 
 from __future__ import annotations
 
 from max.dtype import DType
-from max.graph import BufferType, BufferValue, DeviceRef, Graph, TensorType, TensorValue, ops
+from max.graph import BufferType, BufferValue, DeviceKind, DeviceRef, Graph, TensorType, TensorValue, ops
 
 from maxwhisper_kernels import custom_ops
 from maxwhisper_kernels.build import kernel_library
@@ -49,6 +57,11 @@ from .layers import (
     row_scale,
     split_heads,
 )
+
+
+# Ranked ids the CPU step returns per row: beam search takes beam_size + 1 of them, so beams of
+# up to 15 need no ranking in NumPy.
+TOP_K = 16
 
 
 def cached_self_attention(
@@ -114,12 +127,19 @@ def build_decoder_step(
         *[cache] * (2 * n_layer),
         *audio_kv * (2 * n_layer),
     ]
+    rules_in_graph = device.device_type == DeviceKind.CPU  # token_scores has no GPU path
+    if rules_in_graph:
+        input_types += [
+            TensorType(DType.int64, ["batch", "n_bars", 2], device),
+            TensorType(DType.int64, ["n_barred"], device),
+            TensorType(DType.int64, [1], device),
+        ]
     name = "whisper_decoder_alignment" if cross_attention_weights else "whisper_decoder_step"
     graph = Graph(name, input_types=input_types, custom_extensions=[kernel_library()])
     with graph:
         tokens, positions, picked, slots, lineage = (value.tensor for value in graph.inputs[:5])
         caches = [value.buffer for value in graph.inputs[5 : 5 + 2 * n_layer]]
-        audio = [value.tensor for value in graph.inputs[5 + 2 * n_layer :]]
+        audio = [value.tensor for value in graph.inputs[5 + 2 * n_layer : 5 + 2 * n_layer + per_layer * n_layer]]
 
         embedding_scale = row_scale(w, "decoder.token_embedding", dims.n_vocab)
         if w.matrix_dtype == PACKED_INT8:  # one copy of the embedding: packed, for both uses
@@ -151,5 +171,9 @@ def build_decoder_step(
             logits = custom_ops.matmul_int8(h, packed, embedding_scale)
         else:
             logits = custom_ops.linear(h, embedding)
-        graph.output(logits, *cross_weights)
+        ruled = []
+        if rules_in_graph:
+            bars, barred, first_timestamp = (value.tensor for value in graph.inputs[-3:])
+            ruled = custom_ops.token_scores(logits[:, -1], bars, barred, first_timestamp, TOP_K)
+        graph.output(logits, *cross_weights, *ruled)
     return graph

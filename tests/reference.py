@@ -113,3 +113,27 @@ def lstm_sequence(gates_in, w_hh, h, c):
         h = o * np.tanh(c)
         steps.append(h)
     return np.array(steps).reshape(-1, hidden), h, c
+
+
+def token_scores(logits, bars, suppressed, first_timestamp, k):
+    """The token_scores op from its definition, row by row: (filtered logits, ids of the k best
+    ordered by value then id, [peak, log-sum-exp shifted by the peak] in float64)."""
+    filtered = np.array(logits, dtype=np.float32)
+    vocab = filtered.shape[1]
+    top = np.zeros((len(filtered), k), dtype=np.int64)
+    stats = np.zeros((len(filtered), 2))
+    for r, row in enumerate(filtered):
+        row[[i for i in suppressed if 0 <= i < vocab]] = -np.inf
+        for lo, hi in bars[r]:
+            row[max(lo, 0) : max(hi, 0)] = -np.inf
+        if 0 <= first_timestamp < vocab:
+            times = row[first_timestamp:].astype(np.float64)
+            if np.isfinite(times.max()):
+                total = times.max() + np.log(np.sum(np.exp(times - times.max())))
+                if total > row[:first_timestamp].max():
+                    row[:first_timestamp] = -np.inf
+        peak = row.max().astype(np.float64)
+        with np.errstate(invalid="ignore"):  # a row with everything barred: NaN
+            stats[r] = peak, np.log(np.sum(np.exp(row.astype(np.float64) - peak)))
+        top[r] = np.lexsort((np.arange(vocab), -row))[:k]  # by value, then by id
+    return filtered, top, stats

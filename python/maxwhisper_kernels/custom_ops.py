@@ -198,3 +198,28 @@ def lstm_sequence(
             ],
         )
     )
+
+
+def token_scores(
+    logits: TensorValue, bars: TensorValue, suppressed: TensorValue, first_timestamp: TensorValue, k: int
+) -> tuple[TensorValue, TensorValue, TensorValue]:
+    """A decoding step's use of logits [rows, V] in one op (kernels/token_scores.mojo, CPU
+    only): (filtered [rows, V] with the token rules applied, the ids of the k best filtered
+    logits [rows, k] best first, (peak, log normaliser) [rows, 2] float64). bars [rows, n, 2]
+    int64 holds each row's barred ranges [lo, hi), suppressed [s] the ids barred everywhere,
+    first_timestamp [1] the id of <|0.00|> or -1 for no timestamp rule."""
+    rows, vocab = logits.shape
+    device = logits.device
+    return tuple(
+        value.tensor
+        for value in ops.custom(
+            name="token_scores",
+            device=device,
+            values=[logits, bars, suppressed, first_timestamp],
+            out_types=[
+                TensorType(DType.float32, [rows, vocab], device),
+                TensorType(DType.int64, [rows, k], device),
+                TensorType(DType.float64, [rows, 2], device),
+            ],
+        )
+    )

@@ -94,11 +94,26 @@ class Inference:
         self.slots, self.lineage, self.fed_tokens = self.slots[rows], self.lineage[rows], self.fed_tokens[rows]
         self.n_rows = len(rows)
 
+    @property
+    def applies_rules(self) -> bool:
+        """Whether ruled_logits can run the token rules in the step graph (the CPU's can)."""
+        return self.model.device.is_host
+
     def logits(self, tokens: np.ndarray, positions=None) -> np.ndarray:
         """Logits [rows, len(positions), n_vocab] at the given positions of
         tokens [rows, n_ctx] (negative ones count from the end), which must
         not be in the cache yet; by default at every new one (the whole
         prompt first, then the last token of each row)."""
+        return self._logits(tokens, positions, None)[0]
+
+    def ruled_logits(self, tokens: np.ndarray, positions, bars: np.ndarray, barred: np.ndarray, first_timestamp: int):
+        """(logits as logits() gives them, and for the last position the logits with the token
+        rules applied [rows, n_vocab], the ids of the best of those [rows, TOP_K] best first, and
+        (peak, log normaliser) per row [rows, 2]); bars [rows, n, 2], barred and first_timestamp
+        as graph/decoder.py takes them. CPU only (applies_rules)."""
+        return self._logits(tokens, positions, (bars, barred, np.array([first_timestamp], np.int64)))
+
+    def _logits(self, tokens: np.ndarray, positions, rules: tuple | None) -> list[np.ndarray]:
         tokens = np.asarray(tokens, dtype=np.int64)
         if tokens.shape[0] != self.n_rows:
             raise ValueError(f"expected {self.n_rows} token rows, got {tokens.shape[0]}")
@@ -119,20 +134,31 @@ class Inference:
         fed, rows = new, np.arange(self.n_rows)
         if past == 0 and group > 1 and np.array_equal(new, np.repeat(new[::group], group, axis=0)):
             # The rows of a group (beams, best-of samples) start from one
-            # prompt: run it once per audio, into the group's first row.
+            # prompt: run it once per audio, into the group's first row (the
+            # rules of rows with one history are the same too).
             fed, rows = new[::group], rows[::group]
+        if rules is not None:
+            rules = (rules[0][rows], *rules[1:])
         slots = self.slots[rows]
         self.lineage[:, past:total] = np.repeat(slots, self.n_rows // len(slots))[:, None]
-        (logits,) = self._step(self.model.decoder, fed, past, picked, slots, self.lineage[rows, :total], self.caches)
+        outputs = self._step(self.model.decoder, fed, past, picked, slots, self.lineage[rows, :total], self.caches, rules)
         self.fed_tokens = np.concatenate([self.fed_tokens, new], axis=1)
         self.last_fed = total - past
         self.cache_length = total
-        logits = to_host(logits)
-        return np.repeat(logits, self.n_rows // len(slots), axis=0) if len(slots) < self.n_rows else logits
+        outputs = [to_host(out) for out in (outputs[:1] if rules is None else outputs)]
+        if len(slots) < self.n_rows:
+            outputs = [np.repeat(out, self.n_rows // len(slots), axis=0) for out in outputs]
+        return outputs
 
-    def _step(self, graph: Model, fed, past: int, picked, slots, lineage, caches) -> list[Buffer]:
+    def _step(self, graph: Model, fed, past: int, picked, slots, lineage, caches, rules=None) -> list[Buffer]:
+        """rules: (bars, barred, first_timestamp) for the CPU graph's token_scores (None: no bars)."""
         positions = np.arange(past, past + fed.shape[1], dtype=np.int64)
         put = self.model.to_device
+        if self.applies_rules:
+            none = np.zeros((len(fed), 0, 2), np.int64), np.zeros(0, np.int64), np.array([-1], np.int64)
+            rule_inputs = [put(a) for a in (rules or none)]
+        else:
+            rule_inputs = []
         return graph.execute(
             put(fed),
             put(positions),
@@ -141,6 +167,7 @@ class Inference:
             put(lineage),
             *caches,
             *self.audio.cross_kv,
+            *rule_inputs,
         )
 
     def cross_attention_weights(self) -> list[np.ndarray]:
@@ -157,7 +184,8 @@ class Inference:
         outputs = self._step(
             self.model.alignment_decoder, self.fed_tokens, 0, picked, rows, lineage, self._new_caches()
         )
-        return [to_host(w)[:, :, -self.last_fed :] for w in outputs[1:]]
+        n_layer = self.model.dims.n_text_layer
+        return [to_host(w)[:, :, -self.last_fed :] for w in outputs[1 : 1 + n_layer]]
 
 
 class Whisper:

@@ -393,3 +393,22 @@ def lstm_sequence(
             f"for h0 [{hidden}]; got {gates_in.shape}, {w_hh.shape}, {c0.shape}"
         )
     return tuple(_run("lstm_sequence", custom_ops.lstm_sequence, gates_in, w_hh, h0, c0))
+
+
+TOKEN_SCORES_MAX_TOP = 32  # kernels/token_scores.mojo's MAX_TOP
+
+
+def token_scores(
+    logits: np.ndarray, bars: np.ndarray, suppressed: np.ndarray, first_timestamp: int, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """custom_ops.token_scores on NumPy arrays: (filtered logits, top-k ids, [peak, normaliser])
+    for logits [rows, V], bars [rows, n, 2] and suppressed [s] (int64 ids), first_timestamp
+    (-1: no timestamp rule)."""
+    logits = _float32("logits", logits, 2)
+    bars, suppressed = np.asarray(bars, np.int64), np.asarray(suppressed, np.int64)
+    if bars.ndim != 3 or bars.shape[::2] != (len(logits), 2) or suppressed.ndim != 1:
+        raise ValueError(f"expected bars [{len(logits)}, n, 2] and suppressed [s]; got {bars.shape}, {suppressed.shape}")
+    if not 1 <= k <= min(TOKEN_SCORES_MAX_TOP, logits.shape[1]):
+        raise ValueError(f"k must be 1 to {TOKEN_SCORES_MAX_TOP} and at most the vocabulary ({logits.shape[1]}); got {k}")
+    body = functools.partial(custom_ops.token_scores, k=k)
+    return tuple(_run(f"token_scores_{k}", body, logits, bars, suppressed, np.array([first_timestamp], np.int64)))

@@ -3,7 +3,7 @@
     options.py    DecodingOptions (openai-whisper's fields), DecodingResult
     interface.py  what decoding needs of a model; tokenizer and checks that depend on it
     language.py   language detection
-    rules.py      token rules: which tokens may come next, over [rows, n_vocab] at once
+    rules.py      token rules: which tokens may come next, as id ranges per row
     search.py     sampling / greedy, beam search, choice among candidates
     window.py     prompt layout and the step loop; decode, decode_batch
 """
@@ -17,7 +17,7 @@ from .interface import (
 )
 from .language import detect_language
 from .options import DecodingOptions, DecodingResult, compression_ratio
-from .rules import TokenRules, suppressed_tokens, timestamp_grammar
+from .rules import TokenRules, suppressed_tokens, timestamp_bars
 from .search import BeamSearch, Sampler, best_candidates, chosen_log_probs, log_softmax, top_tokens
 from .window import DecodingPlan, decode, decode_batch, plan_decoding, run_plan
 
@@ -43,6 +43,6 @@ __all__ = [
     "plan_decoding",
     "run_plan",
     "suppressed_tokens",
-    "timestamp_grammar",
+    "timestamp_bars",
     "top_tokens",
 ]

@@ -18,7 +18,14 @@ AudioFeatures = Any
 
 
 class Inference(Protocol):
-    """One decoder run over a batch of audio features; it owns the key/value cache."""
+    """One decoder run over a batch of audio features; it owns the key/value cache.
+
+    An inference may also apply the token rules itself, in its step graph: it then has
+    applies_rules = True and ruled_logits(tokens, positions, bars, barred, first_timestamp),
+    which returns (logits as logits() does, the last position's logits with the rules
+    applied [rows, n_vocab], the ids of their best [rows, k] best first, (peak, log
+    normaliser) [rows, 2]); see rules.TokenRules for bars and barred. Without it, decoding
+    applies the rules to the logits in NumPy."""
 
     def logits(self, tokens: np.ndarray, positions: Sequence[int] | None = None) -> np.ndarray:
         """Logits [rows, len(positions), n_vocab] for tokens [rows, n_ctx]. positions (negative

@@ -1,8 +1,10 @@
 """Which tokens may come next: rules that bar tokens from a batch of logits before one is picked.
 
-Every rule works on all rows at once: logits [rows, n_vocab] (float32 or float64, barred
-entries set to -inf in place) and the tokens written so far [rows, n_ctx], prompt included. All rows of a batch
-have written the same number of tokens, so "is this the first token?" has one answer per batch.
+The rules see the tokens written so far [rows, n_ctx], prompt included, and say what they bar
+as ranges of ids per row, a few numbers that the CPU decoder graph applies itself
+(kernels/token_scores.mojo); TokenRules.apply does the same to NumPy logits [rows, n_vocab]
+(float32 or float64, barred entries set to -inf in place). All rows of a batch have written
+the same number of tokens, so "is this the first token?" has one answer per batch.
 """
 
 from __future__ import annotations
@@ -34,16 +36,19 @@ def suppressed_tokens(
     return tuple(sorted(ids))
 
 
-def bar(logits: np.ndarray, ids: np.ndarray | list[int]) -> None:
-    """Bars the same ids on every row."""
-    logits[:, ids] = NEVER
+# The open end of a barred range that runs to the end of the vocabulary (slices and the kernel
+# both stop at the vocabulary's size).
+TO_THE_END = 1 << 62
 
 
-def bar_at_start(logits: np.ndarray, ids: list[int], n_written: int) -> None:
-    """Bars ids as the first written token only (a window's text neither opens with a space
-    nor ends before it has begun)."""
-    if n_written == 0:
-        logits[:, ids] = NEVER
+def _ranges(rows: int, per_row: list[tuple[np.ndarray, int, int | np.ndarray]]) -> np.ndarray:
+    """bars [rows, len(per_row), 2]: range j of row r is per_row[j]'s (lo, hi) where its mask
+    holds for r, empty (0, 0) elsewhere."""
+    bars = np.zeros((rows, max(len(per_row), 1), 2), dtype=np.int64)
+    for j, (where, lo, hi) in enumerate(per_row):
+        bars[where, j, 0] = lo
+        bars[where, j, 1] = hi if np.ndim(hi) == 0 else np.asarray(hi)[where]
+    return bars
 
 
 def last_true(flags: np.ndarray) -> np.ndarray:
@@ -51,60 +56,63 @@ def last_true(flags: np.ndarray) -> np.ndarray:
     return flags.shape[1] - 1 - flags[:, ::-1].argmax(axis=1)
 
 
-def timestamp_grammar(
-    logits: np.ndarray,
+def timestamp_bars(
     written: np.ndarray,
     *,
     first_timestamp: int,
     eot: int,
-    no_timestamps: int,
     latest_start: int | None,
     last_open_end: np.ndarray | None = None,
-) -> None:
-    """Keeps each row in Whisper's segment grammar,
+) -> list[tuple[np.ndarray, int, int | np.ndarray]]:
+    """The ranges that keep each row in Whisper's segment grammar,
         <|t0|> text <|t1|> <|t1'|> text <|t2|> ... [<|tn|>] <|endoftext|>,
-    given written [rows, n]: the tokens after the prompt. first_timestamp is the id of
-    <|0.00|>; latest_start, in timestamp steps, caps the time of the first one.
-    last_open_end (per row, in timestamp steps; None or -1: no limit): a segment opened
-    before this time must get its text, <|endoftext|> may not follow it."""
-    rows = np.arange(len(logits))
-    # chosen up front by without_timestamps, never written by the model
-    logits[:, no_timestamps] = NEVER
-
-    n = written.shape[1]
+    given written [rows, n]: the tokens after the prompt, as (rows it applies to, lo, hi)
+    for _ranges. first_timestamp is the id of <|0.00|>; latest_start, in timestamp steps,
+    caps the time of the first one. last_open_end (per row, in timestamp steps; None or -1:
+    no limit): a segment opened before this time must get its text, <|endoftext|> may not
+    follow it. (<|notimestamps|> and the weight of all timestamps against the best text token
+    are the caller's: the first is barred everywhere, the second needs the logits.)"""
+    rows, n = written.shape
+    every = np.ones(rows, dtype=bool)
     if n == 0:
         # a window opens with a timestamp, and not a late one
-        logits[:, :first_timestamp] = NEVER
+        ranges = [(every, 0, first_timestamp)]
         if latest_start is not None:
-            logits[:, first_timestamp + latest_start + 1 :] = NEVER
-    else:
-        is_time = written >= first_timestamp
-        ends_on_time = is_time[:, -1]
-        # a lone timestamp at the start counts as the second of a pair
-        time_before = is_time[:, -2] if n > 1 else np.ones(len(rows), dtype=bool)
-        closed_segment = ends_on_time & ~time_before  # next: <|t'|> opening one, or the end
-        opened_segment = ends_on_time & time_before  # next: text
-        if closed_segment.any():
-            logits[closed_segment, :eot] = NEVER
-        if opened_segment.any():
-            logits[opened_segment, first_timestamp:] = NEVER
-            if last_open_end is not None and n > 1:  # a pair after text, not the lone start
-                opened_at = written[:, -1] - first_timestamp
-                logits[opened_segment & (opened_at < last_open_end), eot] = NEVER
+            ranges.append((every, first_timestamp + latest_start + 1, TO_THE_END))
+        return ranges
+    is_time = written >= first_timestamp
+    ends_on_time = is_time[:, -1]
+    # a lone timestamp at the start counts as the second of a pair
+    time_before = is_time[:, -2] if n > 1 else every
+    closed_segment = ends_on_time & ~time_before  # next: <|t'|> opening one, or the end
+    opened_segment = ends_on_time & time_before  # next: text
+    ranges = [(closed_segment, 0, eot), (opened_segment, first_timestamp, TO_THE_END)]
+    if last_open_end is not None and n > 1:  # a pair after text, not the lone start
+        opened_at = written[:, -1] - first_timestamp
+        ranges.append((opened_segment & (opened_at < last_open_end), eot, eot + 1))
 
-        # Time never runs backwards, and a segment lasts at least one step (else the model
-        # could loop on empty segments). Right after a closing timestamp the next segment may
-        # open at that same time.
-        latest = written[rows, last_true(is_time)]
-        lowest_allowed = np.where(closed_segment, latest, latest + 1)
-        lowest_allowed = np.where(is_time.any(axis=1), lowest_allowed, first_timestamp)
-        # a slice per row: a batch holds a few rows (beams), and a [rows, 1501] mask costs more
-        for row, lowest in enumerate(lowest_allowed.tolist()):
-            logits[row, first_timestamp:lowest] = NEVER
+    # Time never runs backwards, and a segment lasts at least one step (else the model could
+    # loop on empty segments). Right after a closing timestamp the next segment may open at
+    # that same time.
+    latest = written[np.arange(rows), last_true(is_time)]
+    lowest_allowed = np.where(closed_segment, latest, latest + 1)
+    lowest_allowed = np.where(is_time.any(axis=1), lowest_allowed, first_timestamp)
+    ranges.append((every, first_timestamp, lowest_allowed))
+    return ranges
 
-    # The probability of "some timestamp" is spread over 1501 tokens; when their sum beats the
-    # best text token, a timestamp it is. Compared as logits: the softmax normaliser is the same
-    # on both sides.
+
+def apply_bars(logits: np.ndarray, bars: np.ndarray) -> None:
+    """Sets logits[r, lo:hi] to -inf for every range (lo, hi) = bars[r, j]."""
+    for row, row_bars in enumerate(bars.tolist()):
+        for lo, hi in row_bars:
+            if lo < hi:
+                logits[row, lo:hi] = NEVER
+
+
+def timestamps_outweigh_text(logits: np.ndarray, first_timestamp: int) -> None:
+    """The probability of "some timestamp" is spread over 1501 tokens; when their sum beats the
+    best text token, a timestamp it is. Compared as logits: the softmax normaliser is the same
+    on both sides."""
     time_logits = logits[:, first_timestamp:].astype(np.float64)  # 1501 a row: summed in float64
     peak = time_logits.max(axis=1)
     with np.errstate(invalid="ignore"):
@@ -115,8 +123,11 @@ def timestamp_grammar(
 
 @dataclass(frozen=True)
 class TokenRules:
-    """The rules one DecodingOptions switches on, applied in a fixed order: blank start,
-    suppressed ids, timestamp grammar (it reads what the first two left)."""
+    """The rules one DecodingOptions switches on. They bar ranges of ids that depend on the
+    tokens written (bars: blank start, timestamp grammar), ids barred at every step
+    (barred_everywhere: suppressed ids, <|notimestamps|>), and, last, text when the timestamps
+    together outweigh it. apply does all of it in NumPy; the CPU decoder graph does the same
+    in kernels/token_scores.mojo from bars and barred_everywhere."""
 
     sample_begin: int  # prompt length: where the written tokens start
     blank_start: list[int] | None = None  # suppress_blank: " " and <|endoftext|>
@@ -126,23 +137,38 @@ class TokenRules:
     no_timestamps: int = 0
     latest_start: int | None = None
 
-    def apply(self, logits: np.ndarray, tokens: np.ndarray, last_open_end: np.ndarray | None = None) -> None:
-        """Bars, in place in logits [rows, n_vocab], what may not follow tokens [rows, n_ctx].
-        last_open_end: per row, as timestamp_grammar takes it."""
-        if self.blank_start is not None:
-            bar_at_start(logits, self.blank_start, tokens.shape[1] - self.sample_begin)
-        if self.suppressed is not None:
-            bar(logits, self.suppressed)
+    @property
+    def barred_everywhere(self) -> np.ndarray:
+        ids = [] if self.suppressed is None else list(self.suppressed)
+        if self.first_timestamp is not None:  # chosen up front by without_timestamps, never written
+            ids.append(self.no_timestamps)
+        return np.array(sorted(set(ids)), dtype=np.int64)
+
+    def bars(self, tokens: np.ndarray, last_open_end: np.ndarray | None = None) -> np.ndarray:
+        """[rows, n, 2]: the id ranges [lo, hi) barred after tokens [rows, n_ctx] (prompt
+        included). last_open_end: per row, as timestamp_bars takes it."""
+        written = tokens[:, self.sample_begin :]
+        every = np.ones(len(tokens), dtype=bool)
+        ranges = []
+        if self.blank_start is not None and written.shape[1] == 0:
+            # a window's text neither opens with a space nor ends before it has begun
+            ranges += [(every, token, token + 1) for token in self.blank_start]
         if self.first_timestamp is not None:
-            timestamp_grammar(
-                logits,
-                tokens[:, self.sample_begin :],
+            ranges += timestamp_bars(
+                written,
                 first_timestamp=self.first_timestamp,
                 eot=self.eot,
-                no_timestamps=self.no_timestamps,
                 latest_start=self.latest_start,
                 last_open_end=last_open_end,
             )
+        return _ranges(len(tokens), ranges)
+
+    def apply(self, logits: np.ndarray, tokens: np.ndarray, last_open_end: np.ndarray | None = None) -> None:
+        """Bars, in place in logits [rows, n_vocab], what may not follow tokens [rows, n_ctx]."""
+        apply_bars(logits, self.bars(tokens, last_open_end))
+        logits[:, self.barred_everywhere] = NEVER
+        if self.first_timestamp is not None:
+            timestamps_outweigh_text(logits, self.first_timestamp)
 
 
 def token_rules(

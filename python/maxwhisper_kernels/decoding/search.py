@@ -2,12 +2,15 @@
 and choosing the final text among a window's candidates.
 
 A search sees one step at a time: tokens [rows, n_ctx] written so far, logits [rows, n_vocab]
-for the next position (rules already applied) and the running sum of log probabilities of each
-row, which it updates in place. `candidates` then lists, per audio, the finished sequences and
+for the next position (rules already applied), the running sum of log probabilities of each
+row, which it updates in place, and, where the decoder graph worked them out (Ranked), the
+best ids and each row's log-softmax terms, which it then need not find in NumPy. `candidates` then lists, per audio, the finished sequences and
 their sums, for `best_candidates` to choose from.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,6 +24,15 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     x = np.asarray(logits, dtype=np.float64)  # no copy of what is float64 already; not written
     shifted = x - x.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A step's filtered logits ranked and normalised (the CPU decoder graph's token_scores)."""
+
+    top: np.ndarray  # [rows, k] ids of the best logits, best first, equal ones by lower id
+    peaks: np.ndarray  # [rows] float64: the best logit
+    normalisers: np.ndarray  # [rows] float64: log(sum(exp(logits - peak)))
 
 
 def log_normalisers(logits: np.ndarray, work: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -128,23 +140,28 @@ class Sampler:
         if np.ndim(self.temperature):
             self.temperature = self.temperature[rows]
 
-    def _choose(self, logits: np.ndarray) -> np.ndarray:
+    def _choose(self, logits: np.ndarray, ranked: Ranked | None) -> np.ndarray:
         t = self.temperature
+        # the first of the ranked ids is argmax's answer: the best, the lowest id among equals
+        best = logits.argmax(axis=-1) if ranked is None else ranked.top[:, 0].copy()
         if np.ndim(t) == 0:
-            return logits.argmax(axis=-1) if t == 0 else draw(logits, t, self.rng)
-        chosen = logits.argmax(axis=-1)
+            return best if t == 0 else draw(logits, t, self.rng)
+        chosen = best
         warm = t > 0
         if warm.any():
             chosen[warm] = draw(logits[warm], t[warm, None], self.rng)
         return chosen
 
     def step(
-        self, tokens: np.ndarray, logits: np.ndarray, sum_logprobs: np.ndarray
+        self, tokens: np.ndarray, logits: np.ndarray, sum_logprobs: np.ndarray, ranked: Ranked | None = None
     ) -> tuple[np.ndarray, bool]:
         """tokens with one more column, and whether every row has finished."""
-        chosen = self._choose(logits)
+        chosen = self._choose(logits, ranked)
         ended = tokens[:, -1] == self.eot
-        gained = chosen_log_probs(logits, chosen, self.work.like(logits))
+        if ranked is None:
+            gained = chosen_log_probs(logits, chosen, self.work.like(logits))
+        else:
+            gained = (logits[np.arange(len(chosen)), chosen].astype(np.float64) - ranked.peaks) - ranked.normalisers
         sum_logprobs += np.where(ended, 0.0, gained)
         chosen[ended] = self.eot
         tokens = np.concatenate([tokens, chosen[:, None]], axis=-1)
@@ -199,7 +216,7 @@ class BeamSearch:
         self.work = Scratch()  # log_normalisers' buffer
 
     def step(
-        self, tokens: np.ndarray, logits: np.ndarray, sum_logprobs: np.ndarray
+        self, tokens: np.ndarray, logits: np.ndarray, sum_logprobs: np.ndarray, ranked: Ranked | None = None
     ) -> tuple[np.ndarray, bool]:
         width = self.beam_size
         if tokens.shape[0] % width:
@@ -210,8 +227,11 @@ class BeamSearch:
 
         # Within a row, log probabilities rank as the logits do (they differ by the row's peak
         # and normaliser), so the candidates are picked on the logits and only they are scaled.
-        extensions = top_tokens(logits, width + 1)
-        peaks, normalisers = log_normalisers(logits, self.work.like(logits))
+        if ranked is not None and ranked.top.shape[1] > width:
+            extensions, peaks, normalisers = ranked.top[:, : width + 1], ranked.peaks, ranked.normalisers
+        else:
+            extensions = top_tokens(logits, width + 1)
+            peaks, normalisers = log_normalisers(logits, self.work.like(logits))
         picked = np.take_along_axis(logits, extensions, -1).astype(np.float64)
         picked = (picked - peaks[:, None]) - normalisers[:, None]
         scores = (sum_logprobs[:, None] + picked).tolist()

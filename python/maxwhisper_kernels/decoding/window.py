@@ -27,7 +27,7 @@ from .language import language_scores
 from .loops import LoopStopper
 from .options import DecodingOptions, DecodingResult, compression_ratio, validate
 from .rules import TokenRules, token_rules
-from .search import BeamSearch, Sampler, best_candidates, log_softmax
+from .search import BeamSearch, Ranked, Sampler, best_candidates, log_softmax
 
 
 # Seconds before a window's speech end (DecodingOptions.speech_end) within which the text may
@@ -124,7 +124,7 @@ def _write(
 ) -> tuple[np.ndarray, np.ndarray, list[float], set[int]]:
     """The step loop: (tokens, sum of log probabilities, no-speech probability) per row, and
     the rows stopped in a loop after a closed segment (loops.py). Rows that ended are padded
-    with <|endoftext|> to the longest. last_open_end: per row, see rules.timestamp_grammar.
+    with <|endoftext|> to the longest. last_open_end: per row, see rules.timestamp_bars.
     group: rows per audio."""
     eot = plan.tokenizer.eot
     sums = np.zeros(len(tokens))
@@ -137,26 +137,31 @@ def _write(
         full_length = min(plan.sample_begin + plan.sample_len, plan.n_ctx + 1)
         stamps = None if plan.options.without_timestamps else plan.tokenizer.timestamp_begin
         loops = LoopStopper(plan.sample_begin, full_length, eot, stamps)
+    in_graph = getattr(inference, "applies_rules", False)  # token rules in the decoder graph
+    barred, first_timestamp = plan.rules.barred_everywhere, plan.rules.first_timestamp or -1
+    scratch = None
     for step in range(plan.sample_len):
-        if step == 0:
-            # the first call also reads the prediction after <|sot|>: the no-speech odds
-            logits = inference.logits(tokens, positions=[plan.sot_index, -1])
-            after_sot = np.exp(log_softmax(logits[:, 0]))
-            no_speech = after_sot[:, plan.tokenizer.no_speech].tolist()
-            scratch = np.empty((len(tokens), logits.shape[-1]), dtype=logits.dtype)
+        # the first call also reads the prediction after <|sot|>: the no-speech odds
+        positions = [plan.sot_index, -1] if step == 0 else [-1]
+        ends = None if last_open_end is None else last_open_end[live]
+        ranked = None
+        if in_graph:
+            bars = plan.rules.bars(tokens, ends)
+            logits, ruled, top, stats = inference.ruled_logits(tokens, positions, bars, barred, first_timestamp)
+            ranked = Ranked(top, stats[:, 0], stats[:, 1])
         else:
-            logits = inference.logits(tokens, positions=[-1])
-        # a copy in the model's own float32: the rules write into it, the model's buffer stays
-        # as it was. It is the same memory every step: fresh memory this size (0.2 MB a row)
-        # costs page faults. Sums of probabilities are taken in float64 where they matter
-        # (search.log_normalisers, rules.timestamp_grammar); argmax and top-k need no copy in
-        # float64, and every pass over the rows reads half the bytes.
-        rows = scratch[: len(logits)]
-        np.copyto(rows, logits[:, -1])
-        logits = rows
-        plan.rules.apply(logits, tokens, None if last_open_end is None else last_open_end[live])
+            logits = inference.logits(tokens, positions)
+            # a copy in the model's own float32 for the rules to write into; the same memory
+            # every step: fresh memory this size (0.2 MB a row) costs page faults
+            if scratch is None:
+                scratch = np.empty((len(tokens), logits.shape[-1]), dtype=logits.dtype)
+            ruled = scratch[: len(logits)]
+            np.copyto(ruled, logits[:, -1])
+            plan.rules.apply(ruled, tokens, ends)
+        if step == 0:
+            no_speech = np.exp(log_softmax(logits[:, 0]))[:, plan.tokenizer.no_speech].tolist()
         live_sums = sums[live]
-        tokens, finished = search.step(tokens, logits, live_sums)
+        tokens, finished = search.step(tokens, ruled, live_sums, ranked)
         sums[live] = live_sums
         if loops is not None:
             finished = loops.check(live, tokens, sums) or finished
