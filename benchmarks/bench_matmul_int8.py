@@ -15,7 +15,7 @@ from max.dtype import DType
 from max.graph import TensorType
 from maxwhisper_kernels import custom_ops
 from maxwhisper_kernels.graph.parameters import quantize_rows
-from maxwhisper_kernels.ops import pack_int8_matrix
+from maxwhisper_kernels.int8_layout import pack_int8_matrix
 
 ROWS = 1500
 # name: (d_in, d_out) of tiny.en's encoder layers (d = 384); --base adds base's (d = 512)

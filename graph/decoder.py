@@ -41,7 +41,7 @@ from max.graph import BufferType, BufferValue, DeviceKind, DeviceRef, Graph, Ten
 
 from maxwhisper_kernels import custom_ops
 from maxwhisper_kernels.build import kernel_library
-from maxwhisper_kernels.ops import packed_int8_shape
+from maxwhisper_kernels.int8_layout import packed_int8_shape
 from maxwhisper_kernels.weights import ModelDimensions
 
 from .layers import (

@@ -7,7 +7,7 @@ from max.dtype import DType
 from max.graph import DeviceRef, TensorType, TensorValue, Weight, ops
 
 from maxwhisper_kernels import custom_ops
-from maxwhisper_kernels.ops import PACK_PANEL, packed_int8_shape
+from maxwhisper_kernels.int8_layout import PACK_PANEL, packed_int8_shape
 
 # Weights.matrix_dtype of the int8 encoder: linear layers are the int8 GEMM
 # (kernels/matmul_int8.mojo) on packed int8 weights with a scale per channel.

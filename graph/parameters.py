@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from maxwhisper_kernels.ops import pack_int8_matrix
+from maxwhisper_kernels.int8_layout import pack_int8_matrix
 from maxwhisper_kernels.weights import Checkpoint
 
 from .layers import PACKED_INT8

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import reference
 from maxwhisper_kernels import ops
+from maxwhisper_kernels.int8_layout import pack_int8_matrix
 from maxwhisper_kernels.graph.parameters import quantize_rows
 from strategies import arrays
 
@@ -31,7 +32,7 @@ def gemm_inputs(draw):
 @given(inputs=gemm_inputs())
 def test_matches_integer_reference(isa, inputs):
     x, values, weight_scale, bias = inputs
-    got = ops.matmul_int8(x, ops.pack_int8_matrix(values), weight_scale, bias, isa=isa)
+    got = ops.matmul_int8(x, pack_int8_matrix(values), weight_scale, bias, isa=isa)
     expected = reference.matmul_int8(x, values, weight_scale, bias)
     assert got.dtype == np.float32 and got.shape == expected.shape
     # Same integer sums and the same float32 epilogue: equal up to the last
@@ -56,7 +57,7 @@ def test_integer_sums_are_exact(isa, k):
     values = rng.integers(-127, 128, (n, k)).astype(np.int8)
     values[0] = 127
     values[1] = -127
-    got = ops.matmul_int8(x, ops.pack_int8_matrix(values), np.ones(n, np.float32), isa=isa)
+    got = ops.matmul_int8(x, pack_int8_matrix(values), np.ones(n, np.float32), isa=isa)
     exact = x.astype(np.int64) @ values.astype(np.int64).T
     assert np.abs(exact).max() < 2**24
     np.testing.assert_array_equal(got, exact.astype(np.float32))
@@ -69,7 +70,7 @@ def test_paths_agree_bit_for_bit(m, k):
     values = rng.integers(-127, 128, (131, k)).astype(np.int8)
     scale = rng.uniform(1e-3, 1e-2, 131).astype(np.float32)
     bias = rng.standard_normal(131).astype(np.float32)
-    packed = ops.pack_int8_matrix(values)
+    packed = pack_int8_matrix(values)
     outs = [ops.matmul_int8(x, packed, scale, bias, isa=isa) for isa in PATHS]
     for out in outs[1:]:
         np.testing.assert_array_equal(out, outs[0])
@@ -82,7 +83,7 @@ def test_close_to_float_product():
     x = rng.standard_normal((64, 384)).astype(np.float32)
     w = (rng.standard_normal((1152, 384)) * 0.05).astype(np.float32)
     values, scale = quantize_rows(w)
-    got = ops.matmul_int8(x, ops.pack_int8_matrix(values), scale)
+    got = ops.matmul_int8(x, pack_int8_matrix(values), scale)
     exact = x.astype(np.float64) @ w.astype(np.float64).T
     # x' w' - x w = (x' - x) w' + x (w' - w), each rounding at most half a step.
     x_step = np.abs(x).max(axis=1, keepdims=True) / 127
@@ -96,13 +97,13 @@ def test_close_to_float_product():
 def test_zero_rows_give_the_bias():
     x = np.zeros((3, 8), np.float32)
     bias = np.arange(5, dtype=np.float32)
-    got = ops.matmul_int8(x, ops.pack_int8_matrix(np.ones((5, 8), np.int8)), np.ones(5, np.float32), bias)
+    got = ops.matmul_int8(x, pack_int8_matrix(np.ones((5, 8), np.int8)), np.ones(5, np.float32), bias)
     np.testing.assert_array_equal(got, np.tile(bias, (3, 1)))
 
 
 def test_pack_layout():
     values = np.arange(-60, 60, dtype=np.int8).reshape(20, 6)
-    packed = ops.pack_int8_matrix(values)
+    packed = pack_int8_matrix(values)
     assert packed.shape == (4, 2 * 64)
     # channel 17 = panel 1, c = 1; k = 5 -> group 1, byte 1
     assert packed[1, 64 * 1 + 4 * 1 + 1] == values[17, 5]
@@ -123,7 +124,7 @@ def test_rows_read_back_from_the_packed_layout(n, d):
 
     rng = np.random.default_rng(n)
     values = rng.integers(-127, 128, (n, d)).astype(np.int8)
-    packed = ops.pack_int8_matrix(values)
+    packed = pack_int8_matrix(values)
     ids = rng.integers(0, n, (2, 3)).astype(np.int64)
     device = DeviceRef.CPU()
     types = [TensorType(DType.int8, list(packed.shape), device), TensorType(DType.int64, ["b", "t"], device)]
@@ -149,4 +150,4 @@ def test_bad_input_raises(x, packed, scale, match):
 
 def test_pack_rejects_float_weights():
     with pytest.raises(ValueError, match="int8"):
-        ops.pack_int8_matrix(np.ones((3, 4), np.float32))
+        pack_int8_matrix(np.ones((3, 4), np.float32))

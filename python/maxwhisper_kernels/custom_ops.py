@@ -148,7 +148,7 @@ def matmul_int8(
     isa: str = "native",
 ) -> TensorValue:
     """x @ W^T + bias with W = weight_scale[:, None] * int8 values, weight
-    packed by ops.pack_int8_matrix; x (any rank, float32) is quantized per
+    packed by int8_layout.pack_int8_matrix; x (any rank, float32) is quantized per
     row to int8 inside the op (kernels/matmul_int8.mojo). isa "vnni", "avx2"
     or "portable" forces that inner product (tests); "native" picks the best."""
     rows = _rows(x)

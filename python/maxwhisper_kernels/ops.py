@@ -26,6 +26,7 @@ from . import custom_ops
 from .build import kernel_library
 from .devices import gpu_device, to_device, to_host
 from .graph_store import load_graph
+from .int8_layout import packed_int8_shape
 from .mel_filters import mel_filters
 
 log = logging.getLogger(__name__)
@@ -301,33 +302,6 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) ->
     if 0 in x.shape or 0 in weight.shape:
         raise ValueError(f"x {x.shape} and weight {weight.shape} must not be empty")
     return _run("linear", custom_ops.linear, x, weight, bias)[0]
-
-
-PACK_PANEL = 16  # output channels per panel of the packed int8 layout
-PACK_CHANNELS = 64  # channels are padded to a multiple of the widest tile
-
-
-def packed_int8_shape(n: int, k: int) -> tuple[int, int]:
-    """Shape of pack_int8_matrix's result for an [n, k] matrix."""
-    return 4 * -(-n // PACK_CHANNELS), 4 * -(-k // 4) * PACK_PANEL
-
-
-def pack_int8_matrix(values: np.ndarray) -> np.ndarray:
-    """int8 weights [N, K] in the layout kernels/matmul_int8.mojo reads:
-    [P, ceil(K / 4) * 64] with P = 4 * ceil(N / 64) panels of 16 channels;
-    panel p, group g holds channel 16p + c's k = 4g .. 4g + 3 at bytes
-    64g + 4c .. 64g + 4c + 3; zeros pad N and K."""
-    values = np.asarray(values)
-    if values.dtype != np.int8 or values.ndim != 2 or 0 in values.shape:
-        raise ValueError(f"weights must be a non-empty 2-D int8 array, got {values.dtype} {values.shape}")
-    n, k = values.shape
-    n_pad = -(-n // PACK_CHANNELS) * PACK_CHANNELS
-    k4 = -(-k // 4)
-    padded = np.zeros((n_pad, 4 * k4), np.int8)
-    padded[:n, :k] = values
-    # [panel, channel, group, 4] -> [panel, group, channel, 4]
-    panels = padded.reshape(n_pad // PACK_PANEL, PACK_PANEL, k4, 4).transpose(0, 2, 1, 3)
-    return np.ascontiguousarray(panels.reshape(n_pad // PACK_PANEL, k4 * 4 * PACK_PANEL))
 
 
 def matmul_int8(
