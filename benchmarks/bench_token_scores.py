@@ -88,7 +88,7 @@ def make_cases() -> list[Case]:
             max_contender("MAX built-in ops (mask input)", "max", builtin, logits, mask),
             Contender("NumPy f32 (decoding's own path)", "numpy32", numpy_path),
             Contender("NumPy f64 reference", "numpy64",
-                      lambda: reference.token_scores(logits, bars, barred, first, TOP)[2]),
+                      lambda logits=logits, bars=bars: reference.token_scores(logits, bars, barred, first, TOP)[2]),
         ]
         cases.append(case)
     return cases

@@ -5,7 +5,8 @@
 writes benchmarks/results/e2e_stages-<isa>.{md,json}. The stages are timed by wrapping the model's
 own functions from here (the project's code is not changed): audio.load_audio, the log-mel
 op, Whisper.encode (and the encoder graph's execute inside it), decoding.decode, the
-Inference.logits of every model.new_inference (and the decoder graph's execute inside it).
+Inference.logits and Inference.ruled_logits of every model.new_inference (and the decoder graph's
+execute inside them).
 """
 
 from __future__ import annotations
@@ -79,14 +80,19 @@ def profile(model, path: str, options: dict) -> dict:
 
     def new_inference_timed(self, audio, n_group=1):
         inference = new_inference(self, audio, n_group)
-        logits = inference.logits
-
-        def logits_timed(tokens, *args, **kwargs):
-            rows.append(len(tokens))
-            return logits(tokens, *args, **kwargs)
-
-        inference.logits = timers["logits"].wrap(logits_timed)
+        # a step is a call of either: ruled_logits where the step graph applies the token rules
+        # (the CPU's), logits elsewhere and for language detection
+        for name in ("logits", "ruled_logits"):
+            if hasattr(inference, name):
+                setattr(inference, name, timers["logits"].wrap(counted(getattr(inference, name))))
         return inference
+
+    def counted(step):
+        def step_counted(tokens, *args, **kwargs):
+            rows.append(len(tokens))
+            return step(tokens, *args, **kwargs)
+
+        return step_counted
 
     transcribe_module.load_audio = timers["audio"].wrap(saved["load_audio"])
     transcribe_module.log_mel_spectrogram = timers["mel"].wrap(saved["log_mel_spectrogram"])
