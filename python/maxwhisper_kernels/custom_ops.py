@@ -14,6 +14,11 @@ from max.graph import BufferValue, TensorType, TensorValue, ops
 LAYER_NORM_EPS = 1e-5
 
 
+def _outputs(name: str, values: list[TensorValue], out_types: list[TensorType]) -> tuple[TensorValue, ...]:
+    """The results of a custom op with several outputs, on the device of its first input."""
+    return tuple(out.tensor for out in ops.custom(name=name, device=values[0].device, values=values, out_types=out_types))
+
+
 def _rows(x: TensorValue) -> TensorValue:
     """x as [rows, last]: the row kernels see 2-D row-major data."""
     return x if x.rank == 2 else ops.reshape(x, [-1, x.shape[-1]])
@@ -185,18 +190,14 @@ def lstm_sequence(
     h [T, H] and the final h, c [H]."""
     steps, hidden = gates_in.shape[0], h0.shape[0]
     device = gates_in.device
-    return tuple(
-        value.tensor
-        for value in ops.custom(
-            name="lstm_sequence",
-            device=device,
-            values=[gates_in, w_hh, h0, c0],
-            out_types=[
-                TensorType(DType.float32, [steps, hidden], device),
-                TensorType(DType.float32, [hidden], device),
-                TensorType(DType.float32, [hidden], device),
-            ],
-        )
+    return _outputs(
+        "lstm_sequence",
+        [gates_in, w_hh, h0, c0],
+        [
+            TensorType(DType.float32, [steps, hidden], device),
+            TensorType(DType.float32, [hidden], device),
+            TensorType(DType.float32, [hidden], device),
+        ],
     )
 
 
@@ -210,16 +211,12 @@ def token_scores(
     first_timestamp [1] the id of <|0.00|> or -1 for no timestamp rule."""
     rows, vocab = logits.shape
     device = logits.device
-    return tuple(
-        value.tensor
-        for value in ops.custom(
-            name="token_scores",
-            device=device,
-            values=[logits, bars, suppressed, first_timestamp],
-            out_types=[
-                TensorType(DType.float32, [rows, vocab], device),
-                TensorType(DType.int64, [rows, k], device),
-                TensorType(DType.float64, [rows, 2], device),
-            ],
-        )
+    return _outputs(
+        "token_scores",
+        [logits, bars, suppressed, first_timestamp],
+        [
+            TensorType(DType.float32, [rows, vocab], device),
+            TensorType(DType.int64, [rows, k], device),
+            TensorType(DType.float64, [rows, 2], device),
+        ],
     )
