@@ -154,11 +154,11 @@ class Inference:
         """rules: (bars, barred, first_timestamp) for the CPU graph's token_scores (None: no bars)."""
         positions = np.arange(past, past + fed.shape[1], dtype=np.int64)
         put = self.model.to_device
+        rule_inputs = []
         if self.applies_rules:
-            none = np.zeros((len(fed), 0, 2), np.int64), np.zeros(0, np.int64), np.array([-1], np.int64)
-            rule_inputs = [put(a) for a in (rules or none)]
-        else:
-            rule_inputs = []
+            if rules is None:  # no bars, no barred ids, no timestamp rule
+                rules = np.zeros((len(fed), 0, 2), np.int64), np.zeros(0, np.int64), np.array([-1], np.int64)
+            rule_inputs = [put(a) for a in rules]
         return graph.execute(
             put(fed),
             put(positions),

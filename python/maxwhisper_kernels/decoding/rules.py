@@ -9,6 +9,7 @@ the same number of tokens, so "is this the first token?" has one answer per batc
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -137,7 +138,7 @@ class TokenRules:
     no_timestamps: int = 0
     latest_start: int | None = None
 
-    @property
+    @functools.cached_property  # asked for at every step of the NumPy path: worked out once
     def barred_everywhere(self) -> np.ndarray:
         ids = [] if self.suppressed is None else list(self.suppressed)
         if self.first_timestamp is not None:  # chosen up front by without_timestamps, never written

@@ -4,8 +4,9 @@ and choosing the final text among a window's candidates.
 A search sees one step at a time: tokens [rows, n_ctx] written so far, logits [rows, n_vocab]
 for the next position (rules already applied), the running sum of log probabilities of each
 row, which it updates in place, and, where the decoder graph worked them out (Ranked), the
-best ids and each row's log-softmax terms, which it then need not find in NumPy. `candidates` then lists, per audio, the finished sequences and
-their sums, for `best_candidates` to choose from.
+best ids and each row's log-softmax terms, which it then need not find in NumPy.
+`candidates` then lists, per audio, the finished sequences and their sums, for
+`best_candidates` to choose from.
 """
 
 from __future__ import annotations
