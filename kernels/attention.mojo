@@ -27,8 +27,9 @@
 # - Direct (a few rows: decoding, beams): lanes over D. Each key's dot
 #   product with a row is a few vector FMAs; W keys' partial sums are
 #   reduced together by a transpose-and-add tree into one vector of W
-#   scores. O += P V reuses each loaded V row for up to 6 rows. Keys and
-#   values are requested PF_KEYS ahead (software prefetch).
+#   scores. O += P V reuses each loaded V row for up to 6 rows. Each
+#   thread takes one contiguous run of (audio, head) items, so it streams
+#   its keys and values in address order.
 # D = 64 (Whisper) is compiled as a constant; other D take the same code
 # with a runtime D (the direct path needs D % W == 0, else the tiled path).
 # Work items run in parallel, except small calls (SERIAL_WORK).
@@ -40,12 +41,11 @@ from .attention_gpu import attention_gpu
 from .attention_amx import attention_amx
 from .amx import amx_permitted
 from .exp2 import exp_nonpositive
-from .prefetch import prefetch_range
 from max.algorithm.backend.cpu.parallelize import parallelize
 from std.math import ceildiv, iota
 from std.memory import Pointer
 from std.memory.alloc import unsafe_alloc
-from std.sys.info import CompilationTarget, simd_width_of
+from std.sys.info import CompilationTarget, num_physical_cores, simd_width_of
 from std.utils import StaticTuple
 
 comptime F32 = DType.float32
@@ -55,7 +55,7 @@ comptime NEG = -Float32.MAX  # masked score: exp(NEG - m) is 0 for any real m
 # Register blocking is chosen per instruction set at compile time: AVX-512
 # and NEON have 32 vector registers, AVX2 16. Tiled path: QV * KJ score
 # accumulators plus QV query vectors and one broadcast key, and RG rows x
-# PV_NC vectors of O accumulators plus PV_NC loaded V vectors, must stay in
+# NC vectors of O accumulators plus NC loaded V vectors (_pv_vectors), must stay in
 # registers; blocks sized for 32 spill on AVX2 (its attention ran at 0.67x
 # MAX's there while 1.16x on AVX-512).
 comptime VREGS = 32 if (CompilationTarget.has_avx512f() or CompilationTarget.has_neon()) else 16
@@ -64,7 +64,6 @@ comptime BQ = QV * W  # query rows per work item
 comptime KJ = 12 if VREGS == 32 else 6  # keys per score register tile
 comptime BK = 48  # keys per tile (a multiple of KJ): its scores, V rows and O stay in L1
 comptime RG = 4  # rows per O register tile
-comptime PV_NC = 4 if VREGS == 32 else 2  # O vectors per row in one register tile
 # Up to this many (query, key, d) products (about 20 us on one core here:
 # one token over 448 keys) one thread beats waking the parallel workers;
 # measured idle, one token over 1500 keys already ran faster on two.
@@ -72,12 +71,25 @@ comptime SERIAL_WORK = 1 << 18
 # Direct path: at most SMALL rows per head; keys per tile.
 comptime SMALL = 8
 comptime BKD = 4 * W
-# Direct path: keys and values are requested this many keys ahead of use. A
-# decoder step streams every layer's cross-attention keys and values from
-# memory once (18 MB in float32 for tiny); with the requests, a default-mode
-# step took 5.1 instead of 6.0 ms for 1 row and 7.4 instead of 8.1 for 5
-# (Zen 3). Alone in a loop, where they stay in L3, the kernel gains nothing.
-comptime PF_KEYS = 2 * BKD
+
+
+def _pv_vectors[dtype: DType, R: Int]() -> Int:
+    """O vectors per row in one P V register tile of R rows: the most of 8, 4,
+    2 that fits R * NC accumulators, NC loaded V vectors and a broadcast in
+    the registers. One row of float32 values needs no V registers (each load
+    folds into its FMA), so it takes 8: every FMA of a key then feeds its own
+    accumulator. With 2 (AVX2's old setting for every R) one row's pass over
+    a tile of keys was a chain of dependent FMAs, 4 cycles a key per 2
+    vectors, and the decoder's 1-row cross-attention spent most of its time
+    there. int8 or float16 values are converted in registers first."""
+    var loaded = 0 if R == 1 and dtype == F32 else 1  # V vectors held per accumulator column
+    if (R + loaded) * 8 + 1 <= VREGS:
+        return 8
+    if (R + loaded) * 4 + 1 <= VREGS:
+        return 4
+    if (R + loaded) * 2 + 1 <= VREGS:
+        return 2
+    return 1
 
 
 @always_inline
@@ -128,11 +140,21 @@ def _pv[
     nk: Int,
     D: Int,
 ):
-    """_pv_chunk over all of D: PV_NC vectors at a time, then single ones."""
+    """_pv_chunk over all of D: _pv_vectors() vectors at a time, then
+    fewer, then single values."""
+    comptime NC = _pv_vectors[dtype, R]()
     var d0 = 0
-    while d0 + PV_NC * W <= D:
-        _pv_chunk[dtype, R, PV_NC, W](acc_mem, p, key_stride, row_stride, corr, v, nk, D, d0)
-        d0 += PV_NC * W
+    while d0 + NC * W <= D:
+        _pv_chunk[dtype, R, NC, W](acc_mem, p, key_stride, row_stride, corr, v, nk, D, d0)
+        d0 += NC * W
+    comptime if NC > 4:
+        while d0 + 4 * W <= D:
+            _pv_chunk[dtype, R, 4, W](acc_mem, p, key_stride, row_stride, corr, v, nk, D, d0)
+            d0 += 4 * W
+    comptime if NC > 2:
+        while d0 + 2 * W <= D:
+            _pv_chunk[dtype, R, 2, W](acc_mem, p, key_stride, row_stride, corr, v, nk, D, d0)
+            d0 += 2 * W
     while d0 + W <= D:
         _pv_chunk[dtype, R, 1, W](acc_mem, p, key_stride, row_stride, corr, v, nk, D, d0)
         d0 += W
@@ -338,9 +360,6 @@ def _direct[
 
     for k0 in range(0, key_end, BKD):
         var nk = min(BKD, key_end - k0)
-        var ahead = k0 + PF_KEYS
-        prefetch_range[keep=True](k, ahead * D, min(ahead + BKD, key_end) * D)
-        prefetch_range[keep=True](v, ahead * D, min(ahead + BKD, key_end) * D)
         for r in range(nr):
             var qr = qs.unsafe_offset(r * D)
             var visible = min(Int(row_last.unsafe_load(r)) + 1, k0 + nk)
@@ -456,11 +475,24 @@ def attention_cpu[
         row_off.unsafe_free()
         row_last.unsafe_free()
 
+    var n_items = Bk * H * blocks
     if B * H * Tq * Tk * D <= SERIAL_WORK:
-        for i in range(Bk * H * blocks):
+        for i in range(n_items):
             work(i)
+    elif direct:
+        # One run of items per thread: a few rows read every key and value
+        # once, and each thread then streams them in address order (8 audios
+        # of float32 keys and values, 37 MB: 1.17-1.20 against 1.37-1.75 ms
+        # handed out item by item, Zen 3).
+        var parts = min(n_items, num_physical_cores())
+
+        def share(part: Int) {work, n_items, parts}:
+            for i in range(part * n_items // parts, (part + 1) * n_items // parts):
+                work(i)
+
+        parallelize(share, parts)
     else:
-        parallelize(work, Bk * H * blocks)
+        parallelize(work, n_items)
 
 
 @extensibility.register("attention")

@@ -62,6 +62,18 @@ def test_key_rows_shared_by_groups_of_queries(causal):
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("audios, group", [(8, 1), (3, 5), (1, 2)])
+def test_cross_attention_of_decoder_rows(audios, group):
+    # The decoder's cross-attention: a few rows per audio over 1500 keys of 6 heads, enough
+    # work to run in parallel, where each thread takes one run of (audio, head) items.
+    rng = np.random.default_rng(audios * 10 + group)
+    q = rng.standard_normal((audios * group, 6, 1, 64)).astype(np.float32)
+    k, v = (rng.standard_normal((audios, 6, 1500, 64)).astype(np.float32) for _ in range(2))
+    out = ops.attention(q, k, v)
+    expected = reference.attention(q, np.repeat(k, group, axis=0), np.repeat(v, group, axis=0))
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
 def test_whisper_encoder_shape():
     rng = np.random.default_rng(4)
     q, k, v = (rng.standard_normal((1, 6, 1500, 64)).astype(np.float32) for _ in range(3))
