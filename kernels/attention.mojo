@@ -45,7 +45,8 @@ from max.algorithm.backend.cpu.parallelize import parallelize
 from std.math import ceildiv, iota
 from std.memory import Pointer
 from std.memory.alloc import unsafe_alloc
-from std.sys.info import CompilationTarget, num_physical_cores, simd_width_of
+from std.runtime import parallelism_level
+from std.sys.info import CompilationTarget, simd_width_of
 from std.utils import StaticTuple
 
 comptime F32 = DType.float32
@@ -484,7 +485,7 @@ def attention_cpu[
         # once, and each thread then streams them in address order (8 audios
         # of float32 keys and values, 37 MB: 1.17-1.20 against 1.37-1.75 ms
         # handed out item by item, Zen 3).
-        var parts = min(n_items, num_physical_cores())
+        var parts = min(n_items, parallelism_level())
 
         def share(part: Int) {work, n_items, parts}:
             for i in range(part * n_items // parts, (part + 1) * n_items // parts):

@@ -23,7 +23,8 @@ from .prefetch import prefetch_range
 from max.algorithm.backend.cpu.parallelize import parallelize
 from std.math import ceildiv
 from std.memory import Pointer
-from std.sys.info import CompilationTarget, num_physical_cores, simd_width_of
+from std.runtime import parallelism_level
+from std.sys.info import CompilationTarget, simd_width_of
 from std.utils import StaticTuple
 
 comptime F32 = DType.float32
@@ -162,4 +163,14 @@ struct Linear:
         if items == 1:
             rows(0)
         else:
-            parallelize(rows, items)
+            # One run of chunks per thread, so each streams its half of the
+            # weights in address order (the float16 vocabulary projection from
+            # DRAM: 1.56-1.71 against 1.73-2.00 ms with chunks handed out one
+            # by one, Zen 3).
+            var parts = min(items, parallelism_level())
+
+            def share(part: Int) {rows, items, parts}:
+                for i in range(part * items // parts, (part + 1) * items // parts):
+                    rows(i)
+
+            parallelize(share, parts)
