@@ -483,7 +483,7 @@ def attention_cpu[
     elif direct:
         # One run of items per thread: a few rows read every key and value
         # once, and each thread then streams them in address order (8 audios
-        # of float32 keys and values, 37 MB: 1.17-1.20 against 1.37-1.75 ms
+        # of float32 keys and values, 37 MB: 1.17-1.20 against 1.20-1.37 ms
         # handed out item by item, Zen 3).
         var parts = min(n_items, parallelism_level())
 

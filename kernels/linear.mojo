@@ -165,8 +165,8 @@ struct Linear:
         else:
             # One run of chunks per thread, so each streams its half of the
             # weights in address order (the float16 vocabulary projection from
-            # DRAM: 1.56-1.71 against 1.73-2.00 ms with chunks handed out one
-            # by one, Zen 3).
+            # DRAM: 1.56-1.96 against 1.73-2.04 ms with chunks handed out one
+            # by one, faster in each of 5 alternating pairs, Zen 3).
             var parts = min(items, parallelism_level())
 
             def share(part: Int) {rows, items, parts}:
