@@ -52,25 +52,20 @@ def test_causal_square_is_lower_triangular():
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_key_rows_shared_by_groups_of_queries(causal):
-    # Beam search: 2 audios x 3 beams of queries over one key/value row per audio.
-    rng = np.random.default_rng(7)
-    q = rng.standard_normal((6, 2, 1, 64)).astype(np.float32)
-    k, v = (rng.standard_normal((2, 2, 30, 64)).astype(np.float32) for _ in range(2))
-    out = ops.attention(q, k, v, causal=causal)
-    expected = reference.attention(q, np.repeat(k, 3, axis=0), np.repeat(v, 3, axis=0), causal=causal)
-    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
-
-
-@pytest.mark.parametrize("audios, group", [(8, 1), (3, 5), (1, 2)])
-def test_cross_attention_of_decoder_rows(audios, group):
-    # The decoder's cross-attention: a few rows per audio over 1500 keys of 6 heads, enough
-    # work to run in parallel, where each thread takes one run of (audio, head) items.
+@pytest.mark.parametrize(
+    "audios, group, heads, keys",
+    # 2 audios x 3 beams over a short cache; then the decoder's cross-attention, a few rows
+    # per audio over 1500 keys of 6 heads: enough work to run in parallel, where each thread
+    # takes one run of (audio, head) items
+    [(2, 3, 2, 30), (8, 1, 6, 1500), (3, 5, 6, 1500), (1, 2, 6, 1500)],
+)
+def test_key_rows_shared_by_groups_of_queries(audios, group, heads, keys, causal):
+    # Consecutive query rows of one audio (its beams) read that audio's one key/value row.
     rng = np.random.default_rng(audios * 10 + group)
-    q = rng.standard_normal((audios * group, 6, 1, 64)).astype(np.float32)
-    k, v = (rng.standard_normal((audios, 6, 1500, 64)).astype(np.float32) for _ in range(2))
-    out = ops.attention(q, k, v)
-    expected = reference.attention(q, np.repeat(k, group, axis=0), np.repeat(v, group, axis=0))
+    q = rng.standard_normal((audios * group, heads, 1, 64)).astype(np.float32)
+    k, v = (rng.standard_normal((audios, heads, keys, 64)).astype(np.float32) for _ in range(2))
+    out = ops.attention(q, k, v, causal=causal)
+    expected = reference.attention(q, np.repeat(k, group, axis=0), np.repeat(v, group, axis=0), causal=causal)
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 
 
