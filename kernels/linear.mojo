@@ -19,11 +19,10 @@ import extensibility
 from extensibility import InputTensor, OutputTensor
 from max.gpu.host import DeviceContext
 from .linear_gpu import linear_gpu
+from .parallel_runs import parallel_runs
 from .prefetch import prefetch_range
-from max.algorithm.backend.cpu.parallelize import parallelize
 from std.math import ceildiv
 from std.memory import Pointer
-from std.runtime import parallelism_level
 from std.sys.info import CompilationTarget, simd_width_of
 from std.utils import StaticTuple
 
@@ -163,14 +162,6 @@ struct Linear:
         if items == 1:
             rows(0)
         else:
-            # One run of chunks per thread, so each streams its half of the
-            # weights in address order (the float16 vocabulary projection from
-            # DRAM: 1.56-1.96 against 1.73-2.04 ms with chunks handed out one
-            # by one, faster in each of 5 alternating pairs, Zen 3).
-            var parts = min(items, parallelism_level())
-
-            def share(part: Int) {rows, items, parts}:
-                for i in range(part * items // parts, (part + 1) * items // parts):
-                    rows(i)
-
-            parallelize(share, parts)
+            # One run of chunks per thread (faster in each of 5 alternating
+            # pairs than chunks handed out one by one: parallel_runs.mojo).
+            parallel_runs(items, rows)
