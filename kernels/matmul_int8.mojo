@@ -344,7 +344,11 @@ def _matmul[
         for m in range(item * ROWS_PER_QUANT_ITEM, min(M, (item + 1) * ROWS_PER_QUANT_ITEM)):
             _quantize_row[path](xp.unsafe_offset(m * K), K, words.unsafe_offset(m * K4), x_scale.unsafe_offset(m))
 
-    parallelize(quantize, ceildiv(M, ROWS_PER_QUANT_ITEM))
+    var quant_items = ceildiv(M, ROWS_PER_QUANT_ITEM)
+    if quant_items == 1:  # a decoder step's rows: parallelize would hand even one item to the workers
+        quantize(0)
+    else:
+        parallelize(quantize, quant_items)
 
     var n_blocks = ceildiv(N, NB)
 

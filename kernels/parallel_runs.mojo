@@ -9,7 +9,8 @@
 # 1.73-2.04 ms, Zen 3).
 # Algorithm: parts = min(n_items, parallelism_level()); part p runs items
 # [p * n_items // parts, (p + 1) * n_items // parts) in order, one parallel
-# task per part, so every item runs exactly once.
+# task per part, so every item runs exactly once; a single part runs on the
+# calling thread.
 # Tested through its users: tests/test_attention.py, tests/test_linear.py.
 from max.algorithm.backend.cpu.parallelize import parallelize
 from std.runtime import parallelism_level
@@ -18,6 +19,10 @@ from std.runtime import parallelism_level
 def parallel_runs[F: def(Int) -> None](n_items: Int, item_fn: F):
     """Calls item_fn(i) once for each i in [0, n_items), in parallel runs."""
     var parts = min(n_items, parallelism_level())
+    if parts == 1:  # parallelize hands even one task to the workers (about 6 us on Zen 3)
+        for i in range(n_items):
+            item_fn(i)
+        return
 
     def run(part: Int) {item_fn, n_items, parts}:
         for i in range(part * n_items // parts, (part + 1) * n_items // parts):
