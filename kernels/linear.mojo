@@ -158,10 +158,7 @@ struct Linear:
                     yp.unsafe_store(m * N + n, d + bp.unsafe_load(n))
                 n += 1
 
-        var items = ceildiv(N, CHUNK)
-        if items == 1:
-            rows(0)
-        else:
-            # One run of chunks per thread (faster in each of 5 alternating
-            # pairs than chunks handed out one by one: parallel_runs.mojo).
-            parallel_runs(items, rows)
+        # One run of chunks per thread (faster in each of 5 alternating pairs
+        # than chunks handed out one by one), a lone chunk on this thread:
+        # parallel_runs.mojo.
+        parallel_runs(ceildiv(N, CHUNK), rows)
