@@ -54,6 +54,7 @@ from .layers import (
     merge_heads,
     mlp,
     packed_rows,
+    projection,
     row_scale,
     split_heads,
 )
@@ -90,6 +91,28 @@ def cross_attention(h: TensorValue, audio: list[TensorValue], w: Weights, name: 
     return linear(merge_heads(out), w, f"{name}.out", d, d), q
 
 
+def fused_block(
+    x: TensorValue,
+    h: TensorValue,
+    cache: tuple[BufferValue, BufferValue],
+    slots: TensorValue,
+    lineage: TensorValue,
+    audio: list[TensorValue],
+    w: Weights,
+    block: str,
+    next_ln: str,
+    d: int,
+    n_head: int,
+):
+    """The block below as one op (CPU): the same arithmetic, with the worker threads joining
+    once per block instead of once per op (kernels/decoder_layer.mojo)."""
+    shapes = {"attn.qkv": (d, 3 * d), "attn.out": (d, d), "cross_attn.query": (d, d), "cross_attn.out": (d, d),
+              "mlp.0": (d, 4 * d), "mlp.2": (4 * d, d)}
+    projections = [projection(w, f"{block}.{name}", d_in, d_out) for name, (d_in, d_out) in shapes.items()]
+    norms = [(w(f"{ln}.weight", d), w(f"{ln}.bias", d)) for ln in (f"{block}.cross_attn_ln", f"{block}.mlp_ln", next_ln)]
+    return custom_ops.decoder_layer(x, h, projections, cache, slots, lineage, norms, audio, head_scale(d, n_head))
+
+
 def attention_weights(q: TensorValue, audio: list[TensorValue], scale: float) -> TensorValue:
     """softmax(scale q k^T), materialised: only the word-timestamp graph needs
     it, for a few dozen queries of one row per audio (batch == audio_batch)."""
@@ -105,13 +128,18 @@ def build_decoder_step(
     device: DeviceRef,
     matrix_dtype: DType = DType.float32,
     cross_attention_weights: bool = False,
+    fused: bool | None = None,
 ) -> Graph:
     """matrix_dtype is the storage type of the weight matrices (the token
     embedding included): float16 halves what each step reads. int8 (a scale
     per row) quarters it and makes every linear layer the int8 GEMM with
     rows quantized as the step runs (matmul_int8, as the int8 encoder): the
     embedding is then held once, packed, and the token lookup reads its rows
-    out of that layout (layers.packed_rows)."""
+    out of that layout (layers.packed_rows). fused: each block as one op
+    (fused_block); by default on the CPU, except in the word-timestamp graph,
+    which needs the cross-attention queries."""
+    if fused is None:
+        fused = device.device_type == DeviceKind.CPU and not cross_attention_weights
     d, n_head, n_layer = dims.n_text_state, dims.n_text_head, dims.n_text_layer
     d_head = d // n_head
     w = Weights(device, PACKED_INT8 if matrix_dtype == DType.int8 else matrix_dtype)
@@ -156,14 +184,17 @@ def build_decoder_step(
         for i in range(n_layer):
             block = f"decoder.blocks.{i}"
             layer_cache = (caches[2 * i], caches[2 * i + 1])
+            layer_audio = audio[per_layer * i : per_layer * (i + 1)]
+            next_ln = "decoder.ln" if i + 1 == n_layer else f"decoder.blocks.{i + 1}.attn_ln"
+            if fused:
+                x, h = fused_block(x, h, layer_cache, slots, lineage, layer_audio, w, block, next_ln, d, n_head)
+                continue
             out = cached_self_attention(h, layer_cache, slots, lineage, w, f"{block}.attn", d, n_head)
             h, x = add_layer_norm(x, out, w, f"{block}.cross_attn_ln", d)
-            layer_audio = audio[per_layer * i : per_layer * (i + 1)]
             out, q = cross_attention(h, layer_audio, w, f"{block}.cross_attn", d, n_head)
             if cross_attention_weights:
                 cross_weights.append(attention_weights(q, layer_audio, head_scale(d, n_head)))
             h, x = add_layer_norm(x, out, w, f"{block}.mlp_ln", d)
-            next_ln = "decoder.ln" if i + 1 == n_layer else f"decoder.blocks.{i + 1}.attn_ln"
             h, x = add_layer_norm(x, mlp(h, w, f"{block}.mlp", d), w, next_ln, d)
         # The output projection is tied to the token embedding.
         h = ops.gather(h, picked, axis=1)

@@ -39,13 +39,20 @@ def linear(x: TensorValue, w: Weights, name: str, d_in: int, d_out: int, bias: b
     if w.matrix_dtype is None:
         y = x @ w(f"{name}.weight", d_in, d_out)
         return y + w(f"{name}.bias", d_out) if bias else y
+    weight, scale, b = projection(w, name, d_in, d_out, bias)
+    if scale is not None:
+        return custom_ops.matmul_int8(x, weight, scale, b)
+    return custom_ops.linear(x, weight, b)
+
+
+def projection(w: Weights, name: str, d_in: int, d_out: int, bias: bool = True):
+    """The (weight, int8 scale or None, bias or None) of a Linear(d_in, d_out) held for the
+    project's own ops (w.matrix_dtype a dtype or PACKED_INT8)."""
+    b = w(f"{name}.bias", d_out) if bias else None
     if w.matrix_dtype == PACKED_INT8:
         packed = w(f"{name}.weight", *packed_int8_shape(d_out, d_in), dtype=DType.int8)
-        b = w(f"{name}.bias", d_out) if bias else None
-        return custom_ops.matmul_int8(x, packed, w(f"{name}.weight_scale", d_out), b)
-    weight = w(f"{name}.weight", d_out, d_in, dtype=w.matrix_dtype)
-    b = w(f"{name}.bias", d_out) if bias else None
-    return custom_ops.linear(x, weight, b)
+        return packed, w(f"{name}.weight_scale", d_out), b
+    return w(f"{name}.weight", d_out, d_in, dtype=w.matrix_dtype), None, b
 
 
 def cross_kv(x: TensorValue, n_head: int, int8: bool) -> list[TensorValue]:

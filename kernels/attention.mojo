@@ -41,8 +41,8 @@ from .attention_gpu import attention_gpu
 from .attention_amx import attention_amx
 from .amx import amx_permitted
 from .exp2 import exp_nonpositive
-from .parallel_runs import parallel_runs
-from max.algorithm.backend.cpu.parallelize import parallelize
+from .strides import Strides
+from .team import Team
 from std.math import ceildiv, iota
 from std.memory import Pointer
 from std.memory.alloc import unsafe_alloc
@@ -436,14 +436,18 @@ def attention_cpu[
     Tk: Int,
     D: Int,
     scale: Float32,
+    rows_at: Strides,
+    mut team: Team,
 ):
+    """The CPU paths on checked arguments, spread as team says. rows_at: the
+    layout of q's and o's rows (Strides.heads_outer for the op's [B, H, Tq, D])."""
     var group = B // Bk
     var rows = group * Tq
     var direct = rows <= SMALL and D % W == 0
     var block = SMALL if direct else BQ
     var blocks = ceildiv(rows, block)
 
-    def work(item: Int) {q, k, v, ks, vs, o, H, Tq, Tk, D, scale, group, rows, direct, block, blocks}:
+    def work(item: Int) {q, k, v, ks, vs, o, H, Tq, Tk, D, scale, group, rows, direct, block, blocks, rows_at}:
         var kvh = item // blocks  # bk * H + h
         var r0 = (item % blocks) * block
         var nr = min(block, rows - r0)
@@ -454,7 +458,7 @@ def attention_cpu[
         for r in range(nr):
             var g = (r0 + r) // Tq
             var i = (r0 + r) % Tq
-            row_off.unsafe_store(r, (((bk * group + g) * H + h) * Tq + i) * D)
+            row_off.unsafe_store(r, rows_at.at(bk * group + g, h, i))
             row_last.unsafe_store(r, Int32(Tk - Tq + i if causal else Tk - 1))
         var kv = kvh * Tk * D
         var kp = k.unsafe_offset(kv)
@@ -477,16 +481,16 @@ def attention_cpu[
         row_last.unsafe_free()
 
     var n_items = Bk * H * blocks
-    if B * H * Tq * Tk * D <= SERIAL_WORK:
+    if not team.is_team() and B * H * Tq * Tk * D <= SERIAL_WORK:
         for i in range(n_items):
             work(i)
     elif direct:
         # A few rows read every key and value once: one run of items per
         # thread (8 audios of float32 keys and values, 37 MB: 1.17-1.20
         # against 1.20-1.37 ms handed out item by item, Zen 3).
-        parallel_runs(n_items, work)
+        team.runs(n_items, work)
     else:
-        parallelize(work, n_items)
+        team.items(n_items, work)
 
 
 @extensibility.register("attention")
@@ -524,6 +528,7 @@ struct Attention:
                 )
                 return
         var no_scales = scale.unsafe_ptr()  # read only by the scaled variant
+        var pool = Team.pool()
         attention_cpu[output.dtype, k.dtype, causal](
             q.unsafe_ptr(),
             k.unsafe_ptr(),
@@ -538,4 +543,6 @@ struct Attention:
             k.dim_size(2),
             q.dim_size(3),
             scale.unsafe_ptr().unsafe_load(0),
+            Strides.heads_outer(q.dim_size(1), q.dim_size(2), q.dim_size(3)),
+            pool,
         )

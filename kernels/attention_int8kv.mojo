@@ -24,14 +24,62 @@
 import extensibility
 from extensibility import InputTensor, OutputTensor
 from max.gpu.host import DeviceContext
-from max.algorithm.backend.cpu.parallelize import parallelize
 from std.math import ceildiv
 from std.memory.alloc import unsafe_alloc
 from .attention import SMALL, W, attention_cpu
+from .strides import Strides
+from .team import Team
 
 comptime F32 = DType.float32
 comptime I8 = DType.int8
 comptime ROWS_PER_ITEM = 256  # key/value rows dequantized per work item
+
+
+def attention_int8kv_cpu[
+    o_origin: MutOrigin, //
+](
+    qp: Pointer[Float32, _],
+    kp: Pointer[Int8, _],
+    vp: Pointer[Int8, _],
+    ksp: Pointer[Float32, _],
+    vsp: Pointer[Float32, _],
+    op: Pointer[Float32, o_origin],
+    B: Int,
+    Bk: Int,
+    H: Int,
+    Tq: Int,
+    Tk: Int,
+    D: Int,
+    s: Float32,
+    rows_at: Strides,
+    kf: Pointer[Float32, MutUntrackedOrigin],
+    vf: Pointer[Float32, MutUntrackedOrigin],
+    mut team: Team,
+):
+    """The CPU op on checked arguments, spread as team says; rows_at is the
+    layout of q's and the output's rows (attention.mojo). kf and vf are
+    scratch for the dequantized keys and values (Bk * H * Tk * D each), used
+    only where dequantized_here says."""
+    if not dequantized_here(B, Bk, Tq, D):
+        attention_cpu[F32, I8, False, True](qp, kp, vp, ksp, vsp, op, B, Bk, H, Tq, Tk, D, s, rows_at, team)
+        return
+    var n = Bk * H * Tk
+
+    def dequantize(item: Int) {kp, vp, ksp, vsp, kf, vf, n, D}:
+        for r in range(item * ROWS_PER_ITEM, min(n, (item + 1) * ROWS_PER_ITEM)):
+            var a = ksp.unsafe_load(r)
+            var b = vsp.unsafe_load(r)
+            for d in range(r * D, (r + 1) * D):
+                kf.unsafe_store(d, kp.unsafe_load(d).cast[F32]() * a)
+                vf.unsafe_store(d, vp.unsafe_load(d).cast[F32]() * b)
+
+    team.items(ceildiv(n, ROWS_PER_ITEM), dequantize)
+    attention_cpu[F32, F32, False](qp, kf, vf, ksp, vsp, op, B, Bk, H, Tq, Tk, D, s, rows_at, team)
+
+
+def dequantized_here(B: Int, Bk: Int, Tq: Int, D: Int) -> Bool:
+    """Whether the keys and values are dequantized first (many query rows)."""
+    return not ((B // Bk) * Tq <= SMALL and D % W == 0)
 
 
 @extensibility.register("attention_int8kv")
@@ -57,38 +105,27 @@ struct AttentionInt8KV:
         var D = q.dim_size(3)
         var Bk = k.dim_size(0)
         var Tk = k.dim_size(2)
-        if Bk == 0 or B % Bk != 0 or k.dim_size(1) != H or k.dim_size(3) != D:
-            raise Error("attention_int8kv: keys [", Bk, ", ", k.dim_size(1), ", ", Tk, ", ", k.dim_size(3),
-                        "] do not fit queries [", B, ", ", H, ", ", Tq, ", ", D, "]")
-        for i in range(3):
-            if k_scale.dim_size(i) != k.dim_size(i) or v_scale.dim_size(i) != k.dim_size(i):
-                raise Error("attention_int8kv: the scales must be [", Bk, ", ", H, ", ", Tk, "]")
+        check_int8kv(B, H, D, k.dim_size(0), k.dim_size(1), Tk, k.dim_size(3), k_scale.dim_size(0), k_scale.dim_size(1), k_scale.dim_size(2), v_scale.dim_size(0), v_scale.dim_size(1), v_scale.dim_size(2))
         if B == 0 or Tq == 0:
             return
-        var qp = q.unsafe_ptr()
-        var kp = k.unsafe_ptr()
-        var vp = v.unsafe_ptr()
-        var ksp = k_scale.unsafe_ptr()
-        var vsp = v_scale.unsafe_ptr()
-        var op = output.unsafe_ptr()
-        var s = scale.unsafe_ptr().unsafe_load(0)
-        if (B // Bk) * Tq <= SMALL and D % W == 0:
-            attention_cpu[F32, I8, False, True](qp, kp, vp, ksp, vsp, op, B, Bk, H, Tq, Tk, D, s)
-            return
-
-        var n = Bk * H * Tk
-        var kf = unsafe_alloc[Float32](n * D)
-        var vf = unsafe_alloc[Float32](n * D)
-
-        def dequantize(item: Int) {kp, vp, ksp, vsp, kf, vf, n, D}:
-            for r in range(item * ROWS_PER_ITEM, min(n, (item + 1) * ROWS_PER_ITEM)):
-                var a = ksp.unsafe_load(r)
-                var b = vsp.unsafe_load(r)
-                for d in range(r * D, (r + 1) * D):
-                    kf.unsafe_store(d, kp.unsafe_load(d).cast[F32]() * a)
-                    vf.unsafe_store(d, vp.unsafe_load(d).cast[F32]() * b)
-
-        parallelize(dequantize, ceildiv(n, ROWS_PER_ITEM))
-        attention_cpu[F32, F32, False](qp, kf, vf, ksp, vsp, op, B, Bk, H, Tq, Tk, D, s)
+        var n = Bk * H * Tk * D if dequantized_here(B, Bk, Tq, D) else 0
+        var kf = unsafe_alloc[Float32](n)
+        var vf = unsafe_alloc[Float32](n)
+        var pool = Team.pool()
+        attention_int8kv_cpu(
+            q.unsafe_ptr(), k.unsafe_ptr(), v.unsafe_ptr(), k_scale.unsafe_ptr(), v_scale.unsafe_ptr(),
+            output.unsafe_ptr(), B, Bk, H, Tq, Tk, D, scale.unsafe_ptr().unsafe_load(0),
+            Strides.heads_outer(H, Tq, D), kf, vf, pool,
+        )
         kf.unsafe_free()
         vf.unsafe_free()
+
+
+def check_int8kv(B: Int, H: Int, D: Int, Bk: Int, kH: Int, Tk: Int, kD: Int, s0: Int, s1: Int, s2: Int, t0: Int, t1: Int, t2: Int) raises:
+    """Raises unless keys [Bk, kH, Tk, kD] and scales [s0, s1, s2], [t0, t1, t2]
+    fit queries of B rows, H heads of D."""
+    if Bk == 0 or B % Bk != 0 or kH != H or kD != D:
+        raise Error("attention_int8kv: keys [", Bk, ", ", kH, ", ", Tk, ", ", kD,
+                    "] do not fit queries of ", B, " rows, ", H, " heads of ", D)
+    if s0 != Bk or s1 != H or s2 != Tk or t0 != Bk or t1 != H or t2 != Tk:
+        raise Error("attention_int8kv: the scales must be [", Bk, ", ", H, ", ", Tk, "]")

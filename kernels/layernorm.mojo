@@ -13,7 +13,7 @@
 import extensibility
 from extensibility import InputTensor, OutputTensor
 from max.gpu.host import DeviceContext
-from max.algorithm.backend.cpu.parallelize import parallelize
+from .team import Team
 from std.math import sqrt
 from std.memory import Pointer
 from std.sys.info import num_physical_cores, simd_width_of
@@ -114,19 +114,47 @@ def _for_rows[
 ](rows: Int, cols: Int, row_fn: F, ctx: DeviceContext) raises:
     """Runs row_fn over all rows; CPU workers take contiguous row ranges."""
     comptime if target == "cpu":
-        if rows * cols <= SERIAL_ELEMENTS:
-            for r in range(rows):
-                row_fn(r)
-            return
-        var chunks = min(rows, num_physical_cores() * 4)
-        def chunk(i: Int) {rows, chunks, row_fn}:
-            var start = i * rows // chunks
-            var stop = (i + 1) * rows // chunks
-            for r in range(start, stop):
-                row_fn(r)
-        parallelize(chunk, chunks)
+        var pool = Team.pool()
+        _rows_on(rows, cols, row_fn, pool)
     else:
         raise Error("layernorm: no GPU path yet")
+
+
+def _rows_on[F: def(Int) -> None](rows: Int, cols: Int, row_fn: F, mut team: Team):
+    """row_fn over all rows in contiguous ranges, spread as team says."""
+    var chunks = 1
+    if rows * cols > SERIAL_ELEMENTS:
+        chunks = min(rows, num_physical_cores() * 4)
+
+    def chunk(i: Int) {rows, chunks, row_fn}:
+        for r in range(i * rows // chunks, (i + 1) * rows // chunks):
+            row_fn(r)
+
+    team.items(chunks, chunk)
+
+
+def add_layernorm_cpu[
+    dtype: DType, //
+](
+    xp: Pointer[Scalar[dtype], _],
+    rp: Pointer[Scalar[dtype], _],
+    yp: Pointer[Scalar[dtype], MutAnyOrigin],
+    sp: Pointer[Scalar[dtype], MutAnyOrigin],
+    gp: Pointer[Scalar[dtype], _],
+    bp: Pointer[Scalar[dtype], _],
+    rows: Int,
+    cols: Int,
+    eps: Float32,
+    mut team: Team,
+):
+    """s = x + r, y = layernorm(s) over rows of cols on the CPU, spread as team
+    says. s may be x itself."""
+    def row(i: Int) {xp, rp, yp, sp, gp, bp, cols, eps}:
+        var off = i * cols
+        _add_rows(xp.unsafe_offset(off), rp.unsafe_offset(off), sp.unsafe_offset(off), cols)
+        _normalize_row(sp.unsafe_offset(off), yp.unsafe_offset(off), gp, bp, cols, eps)
+
+    _rows_on(rows, cols, row, team)
 
 
 @extensibility.register("layernorm")
@@ -184,9 +212,5 @@ struct AddLayerNorm:
             layernorm_gpu[y.dtype, True](xp, rp, yp, sp, gp, bp, x.dim_size(0), cols, eps, ctx)
             return
 
-        def row(i: Int) {xp, rp, yp, sp, gp, bp, cols}:
-            var off = i * cols
-            _add_rows(xp.unsafe_offset(off), rp.unsafe_offset(off), sp.unsafe_offset(off), cols)
-            _normalize_row(sp.unsafe_offset(off), yp.unsafe_offset(off), gp, bp, cols, eps)
-
-        _for_rows[target](x.dim_size(0), cols, row, ctx)
+        var pool = Team.pool()
+        add_layernorm_cpu(xp, rp, yp, sp, gp, bp, x.dim_size(0), cols, eps, pool)

@@ -19,7 +19,7 @@ import extensibility
 from extensibility import InputTensor, OutputTensor
 from max.gpu.host import DeviceContext
 from .linear_gpu import linear_gpu
-from .parallel_runs import parallel_runs
+from .team import Team
 from .prefetch import prefetch_range
 from std.math import ceildiv
 from std.memory import Pointer
@@ -30,6 +30,7 @@ comptime F32 = DType.float32
 comptime W = simd_width_of[F32]()
 comptime ROWS = 4  # weight rows per pass
 comptime CHUNK = 256  # weight rows per work item
+comptime TEAM_CHUNK = 64  # the same for a team (below)
 # Each pass requests the weight rows PF_ROWS ahead of the ones it reads. Left
 # to the hardware prefetcher, the 1-row float16 vocabulary projection (40 MB)
 # drew 14 GB/s on Zen 3 where NumPy's float32 one drew 25. With it: looped
@@ -109,6 +110,53 @@ def _dot[wtype: DType](x: Pointer[Float32, _], w: Pointer[Scalar[wtype], _], K: 
     return total
 
 
+def linear_cpu[
+    y_origin: MutOrigin, //, wtype: DType
+](
+    xp: Pointer[Float32, _],
+    wp: Pointer[Scalar[wtype], _],
+    bp: Pointer[Float32, _],
+    yp: Pointer[Float32, y_origin],
+    M: Int,
+    K: Int,
+    N: Int,
+    mut team: Team,
+):
+    """y [M, N] = x [M, K] @ w[N, K]^T + b on the CPU, spread as team says."""
+    # A team takes smaller chunks: its members claim them as they come, and
+    # 384 rows in chunks of 256 would leave one member a third of the work.
+    var chunk = TEAM_CHUNK if team.is_team() else CHUNK
+
+    def rows(item: Int) {xp, wp, bp, yp, M, K, N, chunk}:
+        var start = item * chunk
+        var stop = min(N, start + chunk)
+        var n = start
+        while n + ROWS <= stop:
+            prefetch_range(wp, min(n + PF_ROWS, N) * K, min(n + PF_ROWS + ROWS, N) * K)
+            var bias = bp.unsafe_load[width=ROWS](n)
+            var m = 0
+            while m + MR <= M:
+                var tile = _dots_tile(xp.unsafe_offset(m * K), wp.unsafe_offset(n * K), K)
+                comptime for i in range(MR):
+                    yp.unsafe_store((m + i) * N + n, tile[i] + bias)
+                m += MR
+            while m < M:
+                var d = _dots(xp.unsafe_offset(m * K), wp.unsafe_offset(n * K), K)
+                yp.unsafe_store(m * N + n, d + bias)
+                m += 1
+            n += ROWS
+        while n < stop:
+            for m in range(M):
+                var d = _dot(xp.unsafe_offset(m * K), wp.unsafe_offset(n * K), K)
+                yp.unsafe_store(m * N + n, d + bp.unsafe_load(n))
+            n += 1
+
+    # Without a team, one run of chunks per thread (faster in each of 5
+    # alternating pairs than chunks handed out one by one), a lone chunk on
+    # this thread: parallel_runs.mojo.
+    team.runs(ceildiv(N, chunk), rows)
+
+
 @extensibility.register("linear")
 struct Linear:
     @staticmethod
@@ -126,39 +174,8 @@ struct Linear:
         var M = x.dim_size(0)
         var K = x.dim_size(1)
         var N = w.dim_size(0)
-        var xp = x.unsafe_ptr()
-        var wp = w.unsafe_ptr()
-        var bp = b.unsafe_ptr()
-        var yp = y.unsafe_ptr()
         comptime if target == "gpu":
-            linear_gpu[w.dtype](xp, wp, bp, yp, M, K, N, ctx)
+            linear_gpu[w.dtype](x.unsafe_ptr(), w.unsafe_ptr(), b.unsafe_ptr(), y.unsafe_ptr(), M, K, N, ctx)
             return
-
-        def rows(item: Int) {xp, wp, bp, yp, M, K, N}:
-            var start = item * CHUNK
-            var stop = min(N, start + CHUNK)
-            var n = start
-            while n + ROWS <= stop:
-                prefetch_range(wp, min(n + PF_ROWS, N) * K, min(n + PF_ROWS + ROWS, N) * K)
-                var bias = bp.unsafe_load[width=ROWS](n)
-                var m = 0
-                while m + MR <= M:
-                    var tile = _dots_tile(xp.unsafe_offset(m * K), wp.unsafe_offset(n * K), K)
-                    comptime for i in range(MR):
-                        yp.unsafe_store((m + i) * N + n, tile[i] + bias)
-                    m += MR
-                while m < M:
-                    var d = _dots(xp.unsafe_offset(m * K), wp.unsafe_offset(n * K), K)
-                    yp.unsafe_store(m * N + n, d + bias)
-                    m += 1
-                n += ROWS
-            while n < stop:
-                for m in range(M):
-                    var d = _dot(xp.unsafe_offset(m * K), wp.unsafe_offset(n * K), K)
-                    yp.unsafe_store(m * N + n, d + bp.unsafe_load(n))
-                n += 1
-
-        # One run of chunks per thread (faster in each of 5 alternating pairs
-        # than chunks handed out one by one), a lone chunk on this thread:
-        # parallel_runs.mojo.
-        parallel_runs(ceildiv(N, CHUNK), rows)
+        var pool = Team.pool()
+        linear_cpu(x.unsafe_ptr(), w.unsafe_ptr(), b.unsafe_ptr(), y.unsafe_ptr(), M, K, N, pool)

@@ -48,12 +48,12 @@
 import extensibility
 from extensibility import InputTensor, OutputTensor
 from max.gpu.host import DeviceContext
-from max.algorithm.backend.cpu.parallelize import parallelize
 from std.math import ceildiv
 from std.memory import Pointer, bitcast
 from std.memory.alloc import unsafe_alloc
 from std.sys._assembly import inlined_assembly
 from .prefetch import prefetch_line
+from .team import Team
 from .amx import amx_configure, amx_permitted, amx_release, tile_load, tile_store, zero_sums
 from std.sys.info import CompilationTarget, simd_width_of
 from std.sys.intrinsics import llvm_intrinsic
@@ -313,7 +313,12 @@ def _amx_store[
         _store[AMX, PANEL, PANEL, NR](acc, y, x_scale, w_scale, bias, no_shift, has_bias, m0 + half * PANEL, n0, M, N)
 
 
-def _matmul[
+def quantized_words[path: Int](M: Int, K: Int) -> Int:
+    """The int32 words of scratch `matmul_int8_cpu[path]` needs for M rows of K."""
+    return ceildiv(M, _tile_rows[path]()) * _tile_rows[path]() * ceildiv(K, 4)  # whole tiles
+
+
+def matmul_int8_cpu[
     y_origin: MutOrigin, //, path: Int
 ](
     xp: Pointer[Float32, _],
@@ -325,34 +330,37 @@ def _matmul[
     M: Int,
     N: Int,
     K: Int,
+    words: Pointer[Int32, MutUntrackedOrigin],
+    x_scale: Pointer[Float32, MutUntrackedOrigin],
+    mut team: Team,
 ):
-    """Steps 1-3 on one inner-product path."""
+    """Steps 1-3 on one inner-product path, spread as team says. words
+    (quantized_words(M, K)) and x_scale (M) are the caller's scratch, shared
+    by a team's members."""
     comptime L = _lanes[path]()
     comptime MR = _tile_rows[path]()
     comptime NR = _tile_vectors[path]()
     comptime MB = 2 * AMX_BLOCK if path == AMX else 16 * MR  # rows per work item
-    comptime NB = 128  # channels per work item
+    # Channels per work item; a team's members claim items as they come, and
+    # 384 channels in items of 128 would leave one of two members a third.
+    var NB = 64 if team.is_team() else 128
     var K4 = ceildiv(K, 4)
     var rows = ceildiv(M, MR) * MR  # padded to whole tiles with zero rows
-    var words = unsafe_alloc[Int32](rows * K4)
-    var x_scale = unsafe_alloc[Float32](rows)
     var zero_word = Int32(-2139062144) if path == VNNI else Int32(0)  # bytes 0x80 = q 0 shifted
-    for i in range(M * K4, rows * K4):
-        words.unsafe_store(i, zero_word)
 
-    def quantize(item: Int) {xp, words, x_scale, M, K, K4}:
+    def quantize(item: Int) {xp, words, x_scale, M, K, K4, rows, zero_word}:
         for m in range(item * ROWS_PER_QUANT_ITEM, min(M, (item + 1) * ROWS_PER_QUANT_ITEM)):
             _quantize_row[path](xp.unsafe_offset(m * K), K, words.unsafe_offset(m * K4), x_scale.unsafe_offset(m))
+        if item == 0:
+            for i in range(M * K4, rows * K4):
+                words.unsafe_store(i, zero_word)
 
-    var quant_items = ceildiv(M, ROWS_PER_QUANT_ITEM)
-    if quant_items == 1:  # a decoder step's rows: parallelize would hand even one item to the workers
-        quantize(0)
-    else:
-        parallelize(quantize, quant_items)
+    # A decoder step's rows are one item: Team.items runs it on this thread.
+    team.items(ceildiv(M, ROWS_PER_QUANT_ITEM), quantize)
 
     var n_blocks = ceildiv(N, NB)
 
-    def block(item: Int) {words, x_scale, wp, sp, bp, yp, has_bias, M, N, K4, n_blocks}:
+    def block(item: Int) {words, x_scale, wp, sp, bp, yp, has_bias, M, N, K4, n_blocks, NB}:
         var m_start = (item // n_blocks) * MB
         var n_start = (item % n_blocks) * NB
         comptime if path == AMX:
@@ -385,7 +393,27 @@ def _matmul[
                             if left == R:
                                 _store[path, L, R, NR](_tile[path, L, R, NR](a, strip, K4, ahead), yp, x_scale, sp, bp, shift, has_bias, m0, n0, M, N)
 
-    parallelize(block, ceildiv(M, MB) * n_blocks)
+    team.items(ceildiv(M, MB) * n_blocks, block)
+
+
+def _matmul[
+    y_origin: MutOrigin, //, path: Int
+](
+    xp: Pointer[Float32, _],
+    wp: Pointer[Int8, _],
+    sp: Pointer[Float32, _],
+    bp: Pointer[Float32, _],
+    yp: Pointer[Float32, y_origin],
+    has_bias: Bool,
+    M: Int,
+    N: Int,
+    K: Int,
+):
+    """matmul_int8_cpu through MAX's pool, with scratch of its own."""
+    var words = unsafe_alloc[Int32](quantized_words[path](M, K))
+    var x_scale = unsafe_alloc[Float32](M)
+    var pool = Team.pool()
+    matmul_int8_cpu[path](xp, wp, sp, bp, yp, has_bias, M, N, K, words, x_scale, pool)
     words.unsafe_free()
     x_scale.unsafe_free()
 

@@ -170,6 +170,51 @@ def matmul_int8(
     return ops.reshape(y, [*x.shape[:-1], n])
 
 
+def decoder_layer(
+    x: TensorValue,
+    h: TensorValue,
+    projections: list[tuple[TensorValue, TensorValue | None, TensorValue]],
+    cache: tuple[BufferValue, BufferValue],
+    slots: TensorValue,
+    lineage: TensorValue,
+    norms: list[tuple[TensorValue, TensorValue]],
+    audio: list[TensorValue],
+    scale: float,
+    eps: float = LAYER_NORM_EPS,
+) -> tuple[TensorValue, TensorValue]:
+    """One decoder block on the CPU as one op (kernels/decoder_layer.mojo):
+    x [B, T, d] the residual stream, h its normed rows; projections the
+    (weight, int8 scale or None, bias) of qkv, attention out, cross query,
+    cross out, mlp.0 and mlp.2, weights as `linear` or `matmul_int8` take
+    them; norms the (weight, bias) of cross_attn_ln, mlp_ln and the next
+    block's attn_ln (or the final ln); cache, slots and lineage as for
+    cached_attention; audio the block's cross keys and values as
+    layers.cross_kv gives them. Returns the block's (x, h)."""
+    device = x.device
+    rows, h_rows = _rows(x), _rows(h)
+    no_scale = ops.constant(np.zeros(0, np.float32), DType.float32, device)
+    values = [rows, h_rows]
+    for i, (weight, weight_scale, bias) in enumerate(projections):
+        values += [weight, no_scale if weight_scale is None else weight_scale, bias]
+        if i == 1:  # after the attention out projection: the cache and the first norm
+            values += [*cache, slots, lineage, *norms[0]]
+        if i == 3:  # after the cross out projection: the audio and the second norm
+            if len(audio) == 2:
+                no_scales = ops.constant(np.zeros((0, 0, 0), np.float32), DType.float32, device)
+                audio = [audio[0], no_scales, audio[1], no_scales]
+            values += [*audio, *norms[1]]
+    values += [*norms[2], ops.constant([float(scale)], DType.float32, device)]
+    row_type = TensorType(DType.float32, rows.shape, device)
+    new_x, new_h = ops.inplace_custom(
+        name="decoder_layer",
+        device=device,
+        values=values,
+        out_types=[row_type, row_type],
+        parameters={"eps": float(eps)},
+    )
+    return ops.reshape(new_x.tensor, x.shape), ops.reshape(new_h.tensor, x.shape)
+
+
 def log_mel(audio: TensorValue, filters: TensorValue) -> TensorValue:
     """Whisper's normalised log-mel spectrogram of audio [L] (16 kHz, padding
     already appended) with filters [n_mels, 201]: [n_mels, L // 160]."""
