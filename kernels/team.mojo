@@ -29,8 +29,6 @@ from std.memory.alloc import unsafe_alloc
 from std.os import abort
 from .parallel_runs import parallel_runs
 
-comptime I64 = DType.int64
-
 
 struct Team(ImplicitlyCopyable):
     """One member's view of a team: the shared counters (two for each of
