@@ -121,11 +121,17 @@ struct AttentionInt8KV:
         vf.unsafe_free()
 
 
+def check_keys(op: StaticString, B: Int, H: Int, D: Int, Bk: Int, kH: Int, Tk: Int, kD: Int) raises:
+    """Raises unless keys [Bk, kH, Tk, kD] fit queries of B rows (a multiple of
+    Bk), H heads of D; op names the caller in the message."""
+    if Bk == 0 or B % Bk != 0 or kH != H or kD != D:
+        raise Error(op, ": keys [", Bk, ", ", kH, ", ", Tk, ", ", kD,
+                    "] do not fit queries of ", B, " rows, ", H, " heads of ", D)
+
+
 def check_int8kv(B: Int, H: Int, D: Int, Bk: Int, kH: Int, Tk: Int, kD: Int, s0: Int, s1: Int, s2: Int, t0: Int, t1: Int, t2: Int) raises:
     """Raises unless keys [Bk, kH, Tk, kD] and scales [s0, s1, s2], [t0, t1, t2]
     fit queries of B rows, H heads of D."""
-    if Bk == 0 or B % Bk != 0 or kH != H or kD != D:
-        raise Error("attention_int8kv: keys [", Bk, ", ", kH, ", ", Tk, ", ", kD,
-                    "] do not fit queries of ", B, " rows, ", H, " heads of ", D)
+    check_keys("attention_int8kv", B, H, D, Bk, kH, Tk, kD)
     if s0 != Bk or s1 != H or s2 != Tk or t0 != Bk or t1 != H or t2 != Tk:
         raise Error("attention_int8kv: the scales must be [", Bk, ", ", H, ", ", Tk, "]")

@@ -38,7 +38,7 @@ from std.memory.alloc import unsafe_alloc
 from std.runtime import parallelism_level
 from std.sys.info import simd_width_of
 from .attention import attention_cpu
-from .attention_int8kv import attention_int8kv_cpu, check_int8kv, dequantized_here
+from .attention_int8kv import attention_int8kv_cpu, check_int8kv, check_keys, dequantized_here
 from .kv_cache import cached_attention_cpu, check_cache
 from .layernorm import add_layernorm_cpu
 from .linear import linear_cpu
@@ -52,7 +52,7 @@ comptime W = simd_width_of[F32]()
 # Up to this many token rows the workers run the block as a team: a decoder
 # step (beams, a batch of windows). More (a prompt) go op by op.
 comptime TEAM_ROWS = 64
-comptime PHASES = 32  # at most 21 in a block: 6 projections x 2, 2 + 2 attention, 3 norms, GELU
+comptime PHASES = 32  # at most 20 in a block: 6 projections x 2, 2 + 2 attention, 3 norms, GELU
 comptime GELU_CHUNK = 1024  # values per GELU work item
 
 
@@ -128,9 +128,9 @@ struct DecoderLayer:
             check_int8kv(B, H, D, Bk, ck.dim_size(1), Tk, ck.dim_size(3), ck_s.dim_size(0), ck_s.dim_size(1),
                          ck_s.dim_size(2), cv_s.dim_size(0), cv_s.dim_size(1), cv_s.dim_size(2))
         else:
-            if Bk == 0 or B % Bk != 0 or ck.dim_size(1) != H or ck.dim_size(3) != D or cv.dim_size(2) != Tk:
-                raise Error("decoder_layer: cross keys and values [", Bk, ", ", ck.dim_size(1), ", ", Tk, ", ",
-                            ck.dim_size(3), "] do not fit ", B, " rows of ", H, " heads of ", D)
+            check_keys("decoder_layer", B, H, D, Bk, ck.dim_size(1), Tk, ck.dim_size(3))
+            if cv.dim_size(2) != Tk:
+                raise Error("decoder_layer: ", cv.dim_size(2), " cross values for ", Tk, " keys")
         var d_mlp = fc1_w.dim_size(0) if not int8 else fc1_s.dim_size(0)
         if M == 0:
             return
