@@ -11,6 +11,7 @@ import pytest
 from maxwhisper_kernels.audio import (
     N_FRAMES,
     N_SAMPLES,
+    RESAMPLE_BATCH,
     SAMPLE_RATE,
     AudioError,
     check_audio_array,
@@ -97,6 +98,38 @@ def test_compressed_files(tmp_path, suffix, codec, rate):
     assert abs(len(audio) - 1.5 * SAMPLE_RATE) <= 0.01 * 1.5 * SAMPLE_RATE
     assert peak_frequency(audio) == pytest.approx(1000, abs=1)
     assert np.abs(audio[2000:-2000]).max() == pytest.approx(0.5, abs=0.05)
+
+
+def frame_by_frame(path: Path) -> np.ndarray:
+    """The reference for load_audio's batched resampling: every decoded frame through one
+    resampler as it comes (what ffmpeg's filter graph is given), then the flush."""
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+    chunks = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(audio=0):
+            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+    chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    return np.concatenate(chunks).astype(np.float32) / 32768
+
+
+@pytest.mark.parametrize(
+    ("suffix", "codec", "rate", "channels"),
+    [("mp3", "libmp3lame", 44100, 1), ("ogg", "libopus", 48000, 1), ("wav", None, 22050, 2), ("wav", None, 8000, 1)],
+)
+def test_batched_resampling_gives_the_frame_by_frame_samples(tmp_path, suffix, codec, rate, channels):
+    """Frames are joined before resampling (RESAMPLE_BATCH samples at a time, across many
+    codec frames here): the resampler streams, so the samples are exactly those of feeding
+    it one frame at a time."""
+    path = tmp_path / f"noise.{suffix}"
+    n = 4 * RESAMPLE_BATCH + 999  # source samples: several batches and a short last one
+    noise = np.random.default_rng(rate).standard_normal((channels, n)).clip(-3, 3).astype(np.float32) / 4
+    if codec is None:
+        write_wav(path, noise, rate)
+    else:
+        encode(path, noise[0], rate, codec)
+    audio = load_audio(path)
+    assert abs(len(audio) - n * SAMPLE_RATE / rate) < 0.01 * len(audio)
+    np.testing.assert_array_equal(audio, frame_by_frame(path))
 
 
 @pytest.mark.filterwarnings("ignore:.*undecodable")
