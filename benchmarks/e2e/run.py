@@ -41,6 +41,7 @@ SYSTEMS = [  # (label, system, compute type)
 ]
 FW32, FW8 = "faster-whisper fp32", "faster-whisper int8"
 CONFIGS = {"greedy": 1, "beam 5": 5}
+SHORT_CLIP_S = 30  # clips shorter than this get --short-repeats timed runs
 
 
 class Worker:
@@ -101,6 +102,13 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--beam-repeats", type=int, default=2, help="timed runs per beam-5 case (default 2: the slow ones)"
     )
+    parser.add_argument(
+        "--short-repeats",
+        type=int,
+        default=9,
+        help=f"timed runs per case, both settings, for clips under {SHORT_CLIP_S} s (default 9: jfk's runs "
+        "last under a second, so a shared machine's noise moves one repeat's ratio by a third)",
+    )
     parser.add_argument("--out", type=Path, help="results folder (default benchmarks/results; --quick: cache/quick)")
     parser.add_argument("--worktree", action="store_true", help="benchmark the working tree, not a snapshot of HEAD")
     parser.add_argument("--commit", default="HEAD", help="the commit of maxwhisper to benchmark (default HEAD)")
@@ -122,7 +130,7 @@ def main(argv=None) -> int:
         print(table(report))
         return 0
     if args.quick:
-        args.repeats = args.beam_repeats = 1
+        args.repeats = args.beam_repeats = args.short_repeats = 1
     out_dir = args.out or (common.CACHE / "quick" if args.quick else common.RESULTS)
     common.CACHE.mkdir(parents=True, exist_ok=True)
 
@@ -196,12 +204,17 @@ def main(argv=None) -> int:
         for beam in CONFIGS.values():
             worker.run(jfk.path, beam)
 
+    def repeats(clip, beam: int) -> int:
+        if clip.seconds < SHORT_CLIP_S:
+            return args.short_repeats
+        return args.repeats if beam == 1 else args.beam_repeats
+
     plan = []
-    for rep in range(max(args.repeats, args.beam_repeats)):
+    for rep in range(max(args.repeats, args.beam_repeats, args.short_repeats)):
         for config, beam in CONFIGS.items():
-            if rep >= (args.repeats if beam == 1 else args.beam_repeats):
-                continue
             for c, clip in enumerate(clips):
+                if rep >= repeats(clip, beam):
+                    continue
                 labels = list(workers)
                 k = (rep + c) % len(labels)
                 for label in labels[k:] + labels[:k]:
@@ -240,7 +253,7 @@ def main(argv=None) -> int:
         "weights": str(model_dir),
         "clips": [clip.__dict__ for clip in clips],
         "settings": settings_text(),
-        "repeats": {"greedy": args.repeats, "beam 5": args.beam_repeats},
+        "repeats": {"greedy": args.repeats, "beam 5": args.beam_repeats, "short": args.short_repeats},
         "wall_s": time.time() - started,
         "per_system": per_system,
         "results": results,
@@ -411,8 +424,9 @@ def markdown(report: dict) -> str:
         lines.append(f"- Systems: {', '.join(report['per_system'])} only (--systems)")
     lines += [
         f"- Repeats: {report['repeats']['greedy']} timed runs per greedy case, {report['repeats']['beam 5']} per "
-        "beam-5 case, after a cold first call and a warm-up run per system and setting; runs in turn, "
-        "order rotated",
+        + (f"beam-5 case ({report['repeats']['short']} per case for clips under {SHORT_CLIP_S} s), "
+           if "short" in report["repeats"] else "beam-5 case, ")
+        + "after a cold first call and a warm-up run per system and setting; runs in turn, order rotated",
         "",
         "Processing time = one transcribe() call from the file path to the text (audio decoding, "
         "log-mel, encoder, decoder; model load excluded). x real time = audio seconds / median "
