@@ -15,7 +15,7 @@ from max.dtype import DType
 from max.graph import TensorType
 from maxwhisper_kernels import custom_ops
 from maxwhisper_kernels.graph.parameters import quantize_rows
-from maxwhisper_kernels.int8_layout import NARROW_LEVELS, narrow_weights, pack_int8_matrix
+from maxwhisper_kernels.int8_layout import pack_int8_matrix
 
 ROWS = 1500
 # name: (d_in, d_out) of tiny.en's encoder layers (d = 384); --base adds base's (d = 512)
@@ -47,10 +47,6 @@ NOTES = [
     "Linux grants the tiles, else VNNI. The VNNI path row is the same kernel with vpdpbusd forced.",
     "int8 (AVX2 path) is the same kernel with the vpmaddubsw/vpmaddwd inner product forced: on an "
     "AVX-512 machine it shows that path's speed with 16 of 32 vector registers, not a Zen 3's.",
-    "int8 GEMM, 7-bit weights: on CPUs with AVX2 and no AVX-512 VNNI the int8 encoder quantizes its "
-    "weights to [-63, 63] (int8_layout.narrow_weights) and runs isa 'narrow': activations go in as "
-    "unsigned bytes with no sign trick, 2 multiplies per 32 multiply-adds instead of 3. Its error "
-    "column includes the coarser weights.",
 ]
 
 
@@ -69,10 +65,6 @@ def make_cases(shapes: dict[str, tuple[int, int]]) -> list[Case]:
         for path in ("vnni", "avx2"):
             body = functools.partial(custom_ops.matmul_int8, isa=path)
             forced[path] = compile_graph(f"bench_matmul_int8_{path}", int8_types, body, custom=True)
-    narrow = None
-    if narrow_weights():
-        body = functools.partial(custom_ops.matmul_int8, isa="narrow")
-        narrow = compile_graph("bench_matmul_int8_narrow", int8_types, body, custom=True)
     builtin = compile_graph(
         "bench_matmul_max",
         types(TensorType(DType.float32, ["K", "N"], DEVICE), TensorType(DType.float32, ["N"], DEVICE)),
@@ -94,10 +86,6 @@ def make_cases(shapes: dict[str, tuple[int, int]]) -> list[Case]:
             max_contender("MAX matmul f32", "max", builtin, x, wt, bias),
             Contender("NumPy f32", "numpy32", lambda x=x, wt=wt, b=bias: x @ wt + b),
         ]
-        if narrow is not None:
-            values7, scale7 = quantize_rows(w, NARROW_LEVELS)
-            label = "int8 GEMM, 7-bit weights (the encoder's here)"
-            case.contenders.insert(1, max_contender(label, "custom_narrow", narrow, x, pack_int8_matrix(values7), scale7, bias))
         for i, (path, graph) in enumerate(forced.items()):
             label = f"int8 GEMM, {path.upper()} path"
             case.contenders.insert(1 + i, max_contender(label, f"custom_{path}", graph, x, packed, scale, bias))

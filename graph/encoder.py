@@ -48,14 +48,14 @@ def self_attention(h: TensorValue, w: Weights, name: str, d: int, n_head: int) -
     return linear(merge_heads(out), Weights(w.device), f"{name}.out", d, d)
 
 
-def build_encoder(dims: ModelDimensions, device: DeviceRef, int8: bool = False, narrow: bool = False) -> Graph:
+def build_encoder(dims: ModelDimensions, device: DeviceRef, int8: bool = False) -> Graph:
     """int8: every linear layer (the cross-attention key/value projections
     included) is the int8 GEMM on weights quantized per output channel, with
     activations quantized per row as it runs (compute_type="int8"), and the
     cross-attention keys and values come out as int8 rows with a scale each
-    (layers.cross_kv). narrow: those weights are 7-bit (int8_layout.narrow_weights)."""
+    (layers.cross_kv)."""
     d, n_head = dims.n_audio_state, dims.n_audio_head
-    w = Weights(device, PACKED_INT8 if int8 else None, "narrow" if narrow else "native")
+    w = Weights(device, PACKED_INT8 if int8 else None)
     mel_type = TensorType(DType.float32, ["batch", dims.n_mels, 2 * dims.n_audio_ctx], device)
     graph = Graph("whisper_encoder", input_types=[mel_type], custom_extensions=[kernel_library()])
     with graph:

@@ -24,13 +24,11 @@ class Weights:
     weights stored [d_out, d_in] in that dtype (the decoder's few-row,
     bandwidth-bound matmuls); int8 matrices come with a float32 scale per
     row, `<name>.weight_scale`. PACKED_INT8: the encoder's matmuls in int8,
-    weights packed for the int8 GEMM, with scales as for the decoder;
-    int8_isa is the GEMM's isa parameter ("narrow" for 7-bit weights)."""
+    weights packed for the int8 GEMM, with scales as for the decoder."""
 
-    def __init__(self, device: DeviceRef, matrix_dtype: DType | str | None = None, int8_isa: str = "native"):
+    def __init__(self, device: DeviceRef, matrix_dtype: DType | str | None = None):
         self.device = device
         self.matrix_dtype = matrix_dtype
-        self.int8_isa = int8_isa
 
     def __call__(self, name: str, *shape: int, dtype: DType = DType.float32) -> Weight:
         return Weight(name, dtype, list(shape), self.device)
@@ -43,7 +41,7 @@ def linear(x: TensorValue, w: Weights, name: str, d_in: int, d_out: int, bias: b
         return y + w(f"{name}.bias", d_out) if bias else y
     weight, scale, b = projection(w, name, d_in, d_out, bias)
     if scale is not None:
-        return custom_ops.matmul_int8(x, weight, scale, b, w.int8_isa)
+        return custom_ops.matmul_int8(x, weight, scale, b)
     return custom_ops.linear(x, weight, b)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from maxwhisper_kernels.int8_layout import NARROW_LEVELS, pack_int8_matrix
+from maxwhisper_kernels.int8_layout import pack_int8_matrix
 from maxwhisper_kernels.weights import Checkpoint
 
 from .layers import PACKED_INT8
@@ -22,19 +22,19 @@ def _fused(t: dict[str, np.ndarray], prefix: str, parts: tuple[str, ...]) -> dic
     return {"weight": weight, "bias": bias}
 
 
-def _put(out: dict[str, np.ndarray], name: str, tensors: dict[str, np.ndarray], matrix_dtype=None, levels=127) -> None:
+def _put(out: dict[str, np.ndarray], name: str, tensors: dict[str, np.ndarray], matrix_dtype=None) -> None:
     """Stores tensors under name; matrix_dtype None means encoder layout
     (matrices transposed, float32), PACKED_INT8 the int8 encoder's (rows
-    quantized as for int8 to +-levels, then packed for the int8 GEMM), else
-    decoder layout in that dtype (int8: symmetric per row, with the row scales
-    as `weight_scale`)."""
+    quantized as for int8, then packed for the int8 GEMM), else decoder
+    layout in that dtype (int8: symmetric per row, with the row scales as
+    `weight_scale`)."""
     for key, value in tensors.items():
         dtype = np.float32
         if key == "weight" and value.ndim == 2:
             if matrix_dtype is None:
                 value = value.T
             elif matrix_dtype == PACKED_INT8:
-                values, out[f"{name}.weight_scale"] = quantize_rows(value, levels)
+                values, out[f"{name}.weight_scale"] = quantize_rows(value)
                 value, dtype = pack_int8_matrix(values), np.int8
             elif matrix_dtype == np.int8:
                 value, out[f"{name}.weight_scale"] = quantize_rows(value)
@@ -44,10 +44,9 @@ def _put(out: dict[str, np.ndarray], name: str, tensors: dict[str, np.ndarray], 
         out[f"{name}.{key}"] = np.ascontiguousarray(value, dtype=dtype)
 
 
-def quantize_rows(matrix: np.ndarray, levels: int = 127, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+def quantize_rows(matrix: np.ndarray, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """(int8 values, float32 scale per row) with matrix ~= scale[:, None] * values,
-    each row's largest magnitude mapped to levels (127 as CTranslate2's int8; 63 for
-    matmul_int8's narrow isa). Taken chunk
+    each row's largest magnitude mapped to 127 (as CTranslate2's int8). Taken chunk
     rows at a time: whole, the token embedding's float32 temporaries (80 MB each for
     tiny.en) raised the load's peak memory by about 200 MB."""
     values = np.empty(matrix.shape, np.int8)
@@ -55,8 +54,8 @@ def quantize_rows(matrix: np.ndarray, levels: int = 127, chunk: int = 2048) -> t
     for start in range(0, matrix.shape[0], chunk):
         rows = np.asarray(matrix[start : start + chunk], np.float32)
         peak = np.abs(rows).max(axis=1)
-        step = np.where(peak > 0, peak / levels, 1).astype(np.float32)
-        values[start : start + chunk] = np.clip(np.rint(rows / step[:, None]), -levels, levels)
+        step = np.where(peak > 0, peak / 127, 1).astype(np.float32)
+        values[start : start + chunk] = np.clip(np.rint(rows / step[:, None]), -127, 127)
         scale[start : start + chunk] = step
     return values, scale
 
@@ -69,33 +68,31 @@ def _norm(t: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
     return {"weight": t[f"{name}.weight"], "bias": t[f"{name}.bias"]}
 
 
-def _block_common(out, t, block: str, matrix_dtype=None, out_dtype=None, levels=127) -> None:
+def _block_common(out, t, block: str, matrix_dtype=None, out_dtype=None) -> None:
     """out_dtype: the attention output projection's (the encoder keeps it float32 in
     its MAX-matmul layout even in int8, see graph/encoder.py)."""
-    _put(out, f"{block}.attn.qkv", _fused(t, f"{block}.attn", ("query", "key", "value")), matrix_dtype, levels)
+    _put(out, f"{block}.attn.qkv", _fused(t, f"{block}.attn", ("query", "key", "value")), matrix_dtype)
     _put(out, f"{block}.attn.out", _linear(t, f"{block}.attn.out"), out_dtype)
     for norm in ("attn_ln", "mlp_ln"):
         _put(out, f"{block}.{norm}", _norm(t, f"{block}.{norm}"))
     for layer in ("mlp.0", "mlp.2"):
-        _put(out, f"{block}.{layer}", _linear(t, f"{block}.{layer}"), matrix_dtype, levels)
+        _put(out, f"{block}.{layer}", _linear(t, f"{block}.{layer}"), matrix_dtype)
 
 
-def encoder_parameters(ckpt: Checkpoint, int8: bool = False, narrow: bool = False) -> dict[str, np.ndarray]:
-    """int8: the linear layers' matrices for build_encoder(int8=True); narrow: quantized to
-    NARROW_LEVELS, for build_encoder(int8=True, narrow=True)."""
+def encoder_parameters(ckpt: Checkpoint, int8: bool = False) -> dict[str, np.ndarray]:
+    """int8: the linear layers' matrices for build_encoder(int8=True)."""
     t, dims, out = ckpt.tensors, ckpt.dims, {}
     matrix_dtype = PACKED_INT8 if int8 else None
-    levels = NARROW_LEVELS if narrow else 127
     for conv in ("conv1", "conv2"):
         weight = t[f"encoder.{conv}.weight"]  # [out, in, 3]
         _put(out, f"encoder.{conv}", {"weight": weight.transpose(2, 1, 0)[None], "bias": t[f"encoder.{conv}.bias"]})
     _put(out, "encoder", {"positional_embedding": t["encoder.positional_embedding"]})
     for i in range(dims.n_audio_layer):
-        _block_common(out, t, f"encoder.blocks.{i}", matrix_dtype, levels=levels)
+        _block_common(out, t, f"encoder.blocks.{i}", matrix_dtype)
     _put(out, "encoder.ln_post", _norm(t, "encoder.ln_post"))
     for i in range(dims.n_text_layer):
         block = f"decoder.blocks.{i}.cross_attn"
-        _put(out, f"{block}.kv", _fused(t, block, ("key", "value")), matrix_dtype, levels)
+        _put(out, f"{block}.kv", _fused(t, block, ("key", "value")), matrix_dtype)
     return out
 
 

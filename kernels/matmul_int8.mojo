@@ -27,13 +27,6 @@
 #    then vpmaddwd with ones (s16 pairs -> s32). Saturation is avoided by
 #    moving q_x's sign onto the weights (vpsignb): |q_x| * (sign(q_x) q_w)
 #    pairs are at most 2 * 127 * 127 = 32258 < 32767.
-#  - AVX2, narrow weights (isa "narrow" where there is no VNNI): when every
-#    q_w is within [-63, 63] (7-bit weights, see int8_layout.narrow_weights),
-#    x goes in shifted to unsigned as on VNNI, q_x + 128 <= 255, and pairs
-#    stay within 2 * 255 * 63 = 32130: no sign trick, one multiply fewer per
-#    32 products. The shift's weight sums come from the same two
-#    instructions with ones. Zen 3 issues these multiplies on two pipes, so
-#    this is the difference between 3 and 2 of them per 32 products.
 #  - AMX (Intel Sapphire Rapids and later, see amx.mojo), taken by "native"
 #    at run time for 16 rows or more when Linux grants this process the tile
 #    registers and K is a multiple of 64. tdpbssd multiplies a tile of 16
@@ -82,7 +75,6 @@ comptime VNNI = 0
 comptime AVX2 = 1
 comptime PORTABLE = 2
 comptime AMX = 3
-comptime AVX2_NARROW = 4
 comptime AMX_BLOCK = 32  # rows and channels of the sums one AMX block holds in 4 tiles
 # Fewer rows stay on VNNI: a block pads them to 32, and decoder steps of 1-8
 # rows measured slower on AMX (1 row: 2.5 against 2.0 ms a step); from 16 rows
@@ -91,30 +83,18 @@ comptime AMX_MIN_ROWS = 16
 
 
 def _path[isa: StaticString]() -> Int:
-    """isa "native": the best path for any int8 weights; "narrow": the best
-    for weights within [-63, 63]; "vnni", "avx2", "avx2_narrow", "portable"
-    force one (tests)."""
-    comptime best = isa == "native" or isa == "narrow"
-    comptime if (best or isa == "vnni") and CompilationTarget.has_avx512f() and CompilationTarget.has_vnni():
+    comptime if (isa == "native" or isa == "vnni") and CompilationTarget.has_avx512f() and CompilationTarget.has_vnni():
         return VNNI
-    comptime if (isa == "narrow" or isa == "avx2_narrow") and CompilationTarget.has_avx2():
-        return AVX2_NARROW
     comptime if isa != "portable" and CompilationTarget.has_avx2():
         return AVX2
     return PORTABLE
-
-
-def _shifted[path: Int]() -> Bool:
-    """Whether x goes in as unsigned bytes q_x + 128 (the sums then carry
-    128 * sum_k q_w, taken off in step 3)."""
-    return path == VNNI or path == AVX2_NARROW
 
 
 def _lanes[path: Int]() -> Int:
     """int32 lanes per vector."""
     comptime if path == VNNI or path == AMX:
         return 16
-    comptime if path == AVX2 or path == AVX2_NARROW:
+    comptime if path == AVX2:
         return 8
     return min(PANEL, simd_width_of[I32]())
 
@@ -137,13 +117,10 @@ def _dot4[
     path: Int, L: Int
 ](acc: SIMD[I32, L], a: SIMD[I8, 4 * L], a_abs: SIMD[I8, 4 * L], b: SIMD[I8, 4 * L]) -> SIMD[I32, L]:
     """acc + per 32-bit lane, the sum of the 4 byte products of a and b
-    (a holds q_x + 128 as unsigned bytes on the shifted paths, q_x elsewhere;
+    (a holds q_x + 128 as unsigned bytes on the VNNI path, q_x elsewhere;
     a_abs = |q_x|, used by the AVX2 path only)."""
     comptime if path == VNNI:
         return llvm_intrinsic["llvm.x86.avx512.vpdpbusd.512", SIMD[I32, L]](acc, a, b)
-    elif path == AVX2_NARROW:
-        var pairs = llvm_intrinsic["llvm.x86.avx2.pmadd.ub.sw", SIMD[DType.int16, 2 * L]](a, b)
-        return acc + llvm_intrinsic["llvm.x86.avx2.pmadd.wd", SIMD[I32, L]](pairs, SIMD[DType.int16, 2 * L](1))
     elif path == AVX2:
         var signed_b = llvm_intrinsic["llvm.x86.avx2.psign.b", SIMD[I8, 4 * L]](b, a)
         var pairs = llvm_intrinsic["llvm.x86.avx2.pmadd.ub.sw", SIMD[DType.int16, 2 * L]](a_abs, signed_b)
@@ -191,12 +168,11 @@ def _tile[
 
 @always_inline
 def _shift[path: Int, L: Int, NR: Int](w: Pointer[Int8, _], K4: Int) -> StaticTuple[SIMD[I32, L], NR]:
-    """Shifted paths only: 128 * sum_k q_w[n, k] for the NR * L channels of a
-    strip, summed by the path's own product with ones while the strip is about
-    to be read anyway (once per call, serially, it cost a whole extra pass over
-    the weights)."""
+    """VNNI only: 128 * sum_k q_w[n, k] for the NR * L channels of a strip,
+    summed by vpdpbusd with ones while the strip is about to be read anyway
+    (once per call, serially, it cost a whole extra pass over the weights)."""
     var sums = StaticTuple[SIMD[I32, L], NR](SIMD[I32, L](0))
-    comptime if _shifted[path]():
+    comptime if path == VNNI:
         var ones = SIMD[I8, 4 * L](1)
         var panel_stride = K4 * GROUP
         for g in range(K4):
@@ -234,7 +210,7 @@ def _store[
             comptime for j in range(NR):
                 var n = n0 + j * L
                 var sums = acc[r * NR + j]
-                comptime if _shifted[path]():
+                comptime if path == VNNI:
                     sums = sums - shift[j]
                 if n + L <= N:
                     var b = bias.unsafe_load[width=L](n) if has_bias else SIMD[F32, L](0)
@@ -251,7 +227,7 @@ def _store[
 def _quantize_row[
     w_origin: MutOrigin, s_origin: MutOrigin, //, path: Int
 ](x: Pointer[Float32, _], K: Int, words: Pointer[Int32, w_origin], scale: Pointer[Float32, s_origin]):
-    """Step 1 for one row: K4 words of 4 bytes (q + 128 on the shifted paths)."""
+    """Step 1 for one row: K4 words of 4 bytes (q + 128 on the VNNI path)."""
     var peak = SIMD[F32, FW](0)
     var k = 0
     while k + FW <= K:
@@ -262,7 +238,7 @@ def _quantize_row[
         top = max(top, abs(x.unsafe_load(t)))
     var inv = Float32(127) / top if top > 0 else Float32(0)
     scale.unsafe_store(0, top / 127)
-    comptime shift = SIMD[DType.uint8, 16](128 if _shifted[path]() else 0)
+    comptime shift = SIMD[DType.uint8, 16](128 if path == VNNI else 0)
     k = 0
     while k < K:
         var v = SIMD[F32, 16](0)
@@ -370,7 +346,7 @@ def matmul_int8_cpu[
     var NB = 64 if team.is_team() else 128
     var K4 = ceildiv(K, 4)
     var rows = ceildiv(M, MR) * MR  # padded to whole tiles with zero rows
-    var zero_word = Int32(-2139062144) if _shifted[path]() else Int32(0)  # bytes 0x80 = q 0 shifted
+    var zero_word = Int32(-2139062144) if path == VNNI else Int32(0)  # bytes 0x80 = q 0 shifted
 
     def quantize(item: Int) {xp, words, x_scale, M, K, K4, rows, zero_word}:
         for m in range(item * ROWS_PER_QUANT_ITEM, min(M, (item + 1) * ROWS_PER_QUANT_ITEM)):
@@ -406,8 +382,8 @@ def matmul_int8_cpu[
                 for m0 in range(m_start, min(M, m_start + MB), MR):
                     var a = words.unsafe_offset(m0 * K4)
                     var left = M - m0
-                    # the strip's first reader asks ahead for its weights (shifted paths: _shift was)
-                    var ahead = not _shifted[path]() and m0 == m_start
+                    # the strip's first reader asks ahead for its weights (on VNNI, _shift was)
+                    var ahead = path != VNNI and m0 == m_start
                     if left >= MR:
                         _store[path, L, MR, NR](_tile[path, L, MR, NR](a, strip, K4, ahead), yp, x_scale, sp, bp, shift, has_bias, m0, n0, M, N)
                     else:
@@ -457,7 +433,7 @@ struct MatmulInt8:
     ) raises:
         comptime if target != "cpu":
             raise Error("matmul_int8: no GPU path yet")
-        comptime if (isa == "avx2" or isa == "avx2_narrow") and not CompilationTarget.has_avx2():
+        comptime if isa == "avx2" and not CompilationTarget.has_avx2():
             raise Error("matmul_int8: the AVX2 path was requested on a CPU without AVX2")
         comptime path = _path[isa]()
         var M = x.dim_size(0)
@@ -477,7 +453,7 @@ struct MatmulInt8:
         var sp = w_scale.unsafe_ptr()
         var bp = bias.unsafe_ptr()
         var yp = y.unsafe_ptr()
-        comptime if path == VNNI and (isa == "native" or isa == "narrow"):
+        comptime if path == VNNI and isa == "native":
             if M >= AMX_MIN_ROWS and K % 64 == 0 and amx_permitted():
                 _matmul[AMX](xp, wp, sp, bp, yp, has_bias, M, N, K)
                 return

@@ -1,7 +1,6 @@
 """kernels/matmul_int8.mojo against a NumPy integer reference: every inner
 product path (the native one, which is AMX where the CPU has it, VNNI's
-vpdpbusd, AVX2's vpmaddubsw/vpmaddwd with and without the sign trick,
-portable) on awkward shapes. The narrow isas take 7-bit weights."""
+vpdpbusd, AVX2's vpmaddubsw/vpmaddwd, portable) on awkward shapes."""
 
 import numpy as np
 import pytest
@@ -10,16 +9,11 @@ from hypothesis import strategies as st
 
 import reference
 from maxwhisper_kernels import ops
-from maxwhisper_kernels.int8_layout import NARROW_LEVELS, pack_int8_matrix
+from maxwhisper_kernels.int8_layout import pack_int8_matrix
 from maxwhisper_kernels.graph.parameters import quantize_rows
 from strategies import arrays
 
-PATHS = ["native", "vnni", "avx2", "portable", "narrow", "avx2_narrow"]
-
-
-def levels(isa: str) -> int:
-    """The largest weight magnitude the path takes."""
-    return NARROW_LEVELS if isa.endswith("narrow") else 127
+PATHS = ["native", "vnni", "avx2", "portable"]
 
 
 @st.composite
@@ -28,7 +22,7 @@ def gemm_inputs(draw):
     k = draw(st.sampled_from([384, 1536, 1, 3, 5, 63, 65]) | st.integers(1, 700))
     n = draw(st.sampled_from([1, 5, 17, 63, 65, 129, 384]) | st.integers(1, 300))
     x = draw(arrays((m, k), 1e-3, 100))
-    values = draw(arrays((n, k), 1, 127)).round().clip(-127, 127)
+    values = draw(arrays((n, k), 1, 127)).round().clip(-127, 127).astype(np.int8)
     weight_scale = np.abs(draw(arrays((n,), 1e-4, 1e-1))) + np.float32(1e-6)
     bias = draw(st.none() | arrays((n,), 1e-2, 1))
     return x, values, weight_scale, bias
@@ -38,7 +32,6 @@ def gemm_inputs(draw):
 @given(inputs=gemm_inputs())
 def test_matches_integer_reference(isa, inputs):
     x, values, weight_scale, bias = inputs
-    values = values.clip(-levels(isa), levels(isa)).astype(np.int8)
     got = ops.matmul_int8(x, pack_int8_matrix(values), weight_scale, bias, isa=isa)
     expected = reference.matmul_int8(x, values, weight_scale, bias)
     assert got.dtype == np.float32 and got.shape == expected.shape
@@ -52,8 +45,8 @@ def test_matches_integer_reference(isa, inputs):
 def test_integer_sums_are_exact(isa, k):
     """Integer inputs whose row peak is 127 quantize to themselves (scale 1),
     so with unit weight scales the output is the int32 sum itself, exact in
-    float32 below 2^24: extreme activations and weights everywhere test the
-    AVX2 paths' saturation guards and the shifted paths' +128."""
+    float32 below 2^24: extremes -127/127 everywhere test the AVX2 path's
+    saturation guard and the VNNI path's +128 shift."""
     rng = np.random.default_rng(3)
     m, n = 19, 70
     x = rng.integers(-127, 128, (m, k)).astype(np.float32)
@@ -61,26 +54,24 @@ def test_integer_sums_are_exact(isa, k):
     x[0] = 127
     x[1] = -127
     x[1, 0] = 127
-    top = levels(isa)
-    values = rng.integers(-top, top + 1, (n, k)).astype(np.int8)
-    values[0] = top
-    values[1] = -top
+    values = rng.integers(-127, 128, (n, k)).astype(np.int8)
+    values[0] = 127
+    values[1] = -127
     got = ops.matmul_int8(x, pack_int8_matrix(values), np.ones(n, np.float32), isa=isa)
     exact = x.astype(np.int64) @ values.astype(np.int64).T
     assert np.abs(exact).max() < 2**24
     np.testing.assert_array_equal(got, exact.astype(np.float32))
 
 
-@pytest.mark.parametrize("top", [127, NARROW_LEVELS])
 @pytest.mark.parametrize("m,k", [(37, 389), (77, 384)])  # AMX takes K % 64 == 0 only
-def test_paths_agree_bit_for_bit(m, k, top):
+def test_paths_agree_bit_for_bit(m, k):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((m, k)).astype(np.float32)
-    values = rng.integers(-top, top + 1, (131, k)).astype(np.int8)
+    values = rng.integers(-127, 128, (131, k)).astype(np.int8)
     scale = rng.uniform(1e-3, 1e-2, 131).astype(np.float32)
     bias = rng.standard_normal(131).astype(np.float32)
     packed = pack_int8_matrix(values)
-    outs = [ops.matmul_int8(x, packed, scale, bias, isa=isa) for isa in PATHS if levels(isa) >= top]
+    outs = [ops.matmul_int8(x, packed, scale, bias, isa=isa) for isa in PATHS]
     for out in outs[1:]:
         np.testing.assert_array_equal(out, outs[0])
 
@@ -155,23 +146,6 @@ def test_rows_read_back_from_the_packed_layout(n, d):
 def test_bad_input_raises(x, packed, scale, match):
     with pytest.raises(ValueError, match=match):
         ops.matmul_int8(x, packed, scale)
-
-
-def test_narrow_isas_reject_8_bit_weights():
-    """Past 63 the unsigned AVX2 path's pair sums could saturate: refused, not wrong."""
-    packed = pack_int8_matrix(np.full((3, 8), NARROW_LEVELS + 1, np.int8))
-    for isa in ("narrow", "avx2_narrow"):
-        with pytest.raises(ValueError, match="within"):
-            ops.matmul_int8(np.ones((2, 8), np.float32), packed, np.ones(3, np.float32), isa=isa)
-
-
-def test_narrow_quantization():
-    """quantize_rows to NARROW_LEVELS: each row's peak maps to 63 and rounds within half a step."""
-    w = np.random.default_rng(11).standard_normal((70, 33)).astype(np.float32)
-    values, scale = quantize_rows(w, NARROW_LEVELS)
-    assert np.abs(values).max(axis=1).tolist() == [NARROW_LEVELS] * 70
-    np.testing.assert_allclose(scale, np.abs(w).max(axis=1) / NARROW_LEVELS, rtol=1e-6)
-    assert np.all(np.abs(values * scale[:, None] - w) <= 0.5 * scale[:, None] * (1 + 1e-5))
 
 
 def test_pack_rejects_float_weights():

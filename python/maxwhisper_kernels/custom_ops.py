@@ -154,8 +154,7 @@ def matmul_int8(
 ) -> TensorValue:
     """x @ W^T + bias with W = weight_scale[:, None] * int8 values, weight
     packed by int8_layout.pack_int8_matrix; x (any rank, float32) is quantized per
-    row to int8 inside the op (kernels/matmul_int8.mojo). isa "narrow" is "native" for
-    weights within [-63, 63] (int8_layout.narrow_weights); "vnni", "avx2", "avx2_narrow"
+    row to int8 inside the op (kernels/matmul_int8.mojo). isa "vnni", "avx2"
     or "portable" forces that inner product (tests); "native" picks the best."""
     rows = _rows(x)
     if bias is None:

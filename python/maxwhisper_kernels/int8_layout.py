@@ -5,35 +5,10 @@ graph/parameters.py); tests and benchmarks pack their matrices with it."""
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-
 import numpy as np
 
 PACK_PANEL = 16  # output channels per panel of the packed int8 layout
 PACK_CHANNELS = 64  # channels are padded to a multiple of the widest tile
-
-
-# The largest weight magnitude for matmul_int8's "narrow" isa: 7 bits, so that AVX2 without
-# VNNI can multiply unsigned activation bytes by them with no saturation.
-NARROW_LEVELS = 63
-
-
-@functools.lru_cache(maxsize=1)
-def narrow_weights() -> bool:
-    """Whether the int8 encoder should quantize its weights to NARROW_LEVELS and run
-    matmul_int8 with isa "narrow": on x86 CPUs with AVX2 but without AVX-512 VNNI, where
-    that takes one multiply in three out of the kernel's inner product (dev-set WER:
-    BUILD.md). CPUs with VNNI keep 8-bit weights; it would only cost them precision."""
-    try:
-        flags = next(
-            line.split(":", 1)[1].split()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("flags")
-        )
-    except (OSError, StopIteration):
-        return False
-    return "avx2" in flags and not ("avx512f" in flags and "avx512_vnni" in flags)
 
 
 def packed_int8_shape(n: int, k: int) -> tuple[int, int]:

@@ -29,7 +29,6 @@ from .graph import (
 )
 from .devices import DeviceUnavailableError, gpu_device, to_device, to_host  # noqa: F401 - callers catch it here
 from .graph_store import load_graph
-from .int8_layout import narrow_weights
 from .ops import log_mel_spectrogram
 from .weights import Checkpoint, load_checkpoint
 
@@ -214,12 +213,11 @@ class Whisper:
         self.load_seconds: dict[str, float] = {}
         self.compiled_now: list[str] = []  # graphs this load had to compile
         int8 = compute_type == "int8"
-        narrow = int8 and self.device.is_host and narrow_weights()
         self.encoder = self._load(
             "encoder",
-            lambda: build_encoder(self.dims, device, int8, narrow),
-            ("int8 narrow" if narrow else "int8") if int8 else "",
-            encoder_parameters(checkpoint, int8, narrow),
+            lambda: build_encoder(self.dims, device, int8),
+            "int8" if int8 else "",
+            encoder_parameters(checkpoint, int8),
         )
         self.matrix_dtype = decoder_matrix_dtype(checkpoint, compute_type)
         self._decoder_parameters = decoder_parameters(checkpoint, self.matrix_dtype.to_numpy())

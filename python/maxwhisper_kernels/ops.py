@@ -26,13 +26,12 @@ from . import custom_ops
 from .build import kernel_library
 from .devices import gpu_device, to_device, to_host
 from .graph_store import load_graph
-from .int8_layout import NARROW_LEVELS, packed_int8_shape
+from .int8_layout import packed_int8_shape
 from .mel_filters import mel_filters
 
 log = logging.getLogger(__name__)
 
 HOP_LENGTH = 160
-MATMUL_INT8_ISAS = ("native", "vnni", "avx2", "portable", "narrow", "avx2_narrow")
 
 
 _TARGET = contextvars.ContextVar("maxwhisper_ops_target", default="cpu")
@@ -316,8 +315,7 @@ def matmul_int8(
     = pack_int8_matrix(values); x is quantized per row to int8 in the op.
     isa: "native", or "vnni" / "avx2" / "portable" to force that path
     ("native" takes AMX where the CPU and OS allow it, else VNNI, AVX2 or
-    portable code); "narrow" and "avx2_narrow" likewise for values within
-    [-63, 63], which AVX2 multiplies without the sign trick."""
+    portable code)."""
     x = _float32("x", x, 2)
     weight_scale = _float32("weight_scale", weight_scale, 1)
     n = weight_scale.shape[0]
@@ -331,10 +329,8 @@ def matmul_int8(
         )
     if 0 in x.shape:
         raise ValueError(f"x {x.shape} must not be empty")
-    if isa not in MATMUL_INT8_ISAS:
-        raise ValueError(f"isa must be one of {', '.join(MATMUL_INT8_ISAS)}, got {isa!r}")
-    if isa.endswith("narrow") and packed.size and np.abs(packed.astype(np.int16)).max() > NARROW_LEVELS:
-        raise ValueError(f"isa {isa!r} takes weights within [-{NARROW_LEVELS}, {NARROW_LEVELS}]")
+    if isa not in ("native", "vnni", "avx2", "portable"):
+        raise ValueError(f"isa must be 'native', 'vnni', 'avx2' or 'portable', got {isa!r}")
     body = functools.partial(custom_ops.matmul_int8, isa=isa)
     return _run(f"matmul_int8_{isa}", body, x, packed, weight_scale, bias)[0]
 
