@@ -159,15 +159,12 @@ def _decode_mono_s16(
     resampler: av.AudioResampler | None = None
     source_format: tuple[str, str, int] | None = None
     pending: list[av.AudioFrame] = []  # decoded, not yet resampled (all in source_format)
-    n_pending = 0
 
     def resampled(flush: bool) -> Iterator[np.ndarray]:
-        nonlocal n_pending
         frames = resampler.resample(_joined(pending)) if pending else []
         if flush:
             frames += resampler.resample(None)
         pending.clear()
-        n_pending = 0
         return (f.to_ndarray().reshape(-1) for f in frames if f.samples)
 
     try:
@@ -187,8 +184,7 @@ def _decode_mono_s16(
                     resampler = av.AudioResampler(format="s16", layout="mono", rate=sr)
                     source_format = frame_format
                 pending.append(frame)
-                n_pending += frame.samples
-                if n_pending >= RESAMPLE_BATCH:
+                if sum(f.samples for f in pending) >= RESAMPLE_BATCH:
                     yield from resampled(flush=False)
     except av.FFmpegError as error:  # the container itself is damaged past this point
         errors.append(error)
