@@ -37,12 +37,25 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DEVICE = DeviceRef.CPU()
 
-# fp32 FMA peak of the 2 cores as measured, not as /proc/cpuinfo's 2.45 GHz
-# implies (157): 12 independent 8-wide FMA chains ran at 100-102 GFLOP/s on each
-# core, both at once (Zen 3, 2026-12-05), i.e. 2 FMA pipes x 8 lanes x 2 flops
-# at 3.13 GHz. AVX-512 on Zen 4 splits 512-bit ops over the same 256-bit pipes,
-# so it does not raise the peak. Runs also record NumPy sgemm as the practical ceiling.
-PEAK_GFLOPS = 200.0
+# fp32 FMA peak of the 2 cores, measured per kind of machine with a C loop of
+# independent FMA chains on each core at once (BUILD.md, "Peak"), not derived
+# from /proc/cpuinfo's nominal clock:
+# - AMD EPYC Zen 3, AVX2: 12 chains of 8 lanes, 100-102 GFLOP/s a core
+#   (2 FMA pipes x 8 lanes x 2 flops at about 3.13 GHz), 2026-12-05;
+# - Intel Xeon (family 6 model 207), AVX-512: 24 chains of 16 lanes, 171 a core
+#   (2 FMA pipes x 16 lanes x 2 flops at about 2.68 GHz; 93 with 8 lanes), 2026-12-05.
+# Zen 4 splits 512-bit FMAs over 256-bit pipes, so its peak is taken as Zen 3's
+# (not measured). Runs also record NumPy sgemm as the practical ceiling.
+PEAK_GFLOPS = {("Intel", "avx512"): 342.0}
+DEFAULT_PEAK_GFLOPS = 200.0
+
+
+def peak_gflops(cpu: dict, isa: str) -> float:
+    """The measured 2-core fp32 FMA peak for a machine described by provenance.cpu_facts."""
+    vendor = "Intel" if "Intel" in cpu.get("model name", "") else "AMD"
+    return PEAK_GFLOPS.get((vendor, isa), DEFAULT_PEAK_GFLOPS)
+
+
 # Rough DRAM stream bandwidth of this VM; working sets that fit in cache can exceed it.
 DRAM_GBPS = 20.0
 # Idle time before each sample, so that threads still winding down from the
@@ -173,7 +186,7 @@ def machine_info() -> dict:
         "env": {k: os.environ.get(k) for k in env_keys},
         "load_avg_start": os.getloadavg()[0],
         "numpy_sgemm_gflops": round(_sgemm_gflops(), 1),
-        "peak_gflops": PEAK_GFLOPS,
+        "peak_gflops": peak_gflops(cpu_facts(), isa_tag()),
         "dram_gbps": DRAM_GBPS,
     }
 
@@ -215,7 +228,7 @@ def measure(case: Case, repeats: int, target_s: float) -> dict:
     for c in case.contenders:
         median = statistics.median(samples[c.name])
         rate = case.work / median / 1e9
-        peak = PEAK_GFLOPS if case.unit == "flop" else DRAM_GBPS
+        peak = peak_gflops(cpu_facts(), isa_tag()) if case.unit == "flop" else DRAM_GBPS
         error = np.max(np.abs(c.to_numpy(c.run()).astype(np.float64) - case.expected))
         rows.append({
             "contender": c.name,
@@ -281,7 +294,9 @@ def _percent(fraction: float) -> str:
     return f"{100 * fraction:.0f}%" if fraction >= 0.1 else f"{100 * fraction:.1g}%"
 
 
-def _table(cases: list[dict]) -> str:
+def _table(cases: list[dict], peak: float) -> str:
+    """peak: the machine's fp32 GFLOP/s, applied at writing time so that results
+    recorded before the peak was measured per machine read right too."""
     unit = cases[0]["results"][0]["rate_unit"]
     lines = [
         f"| case | contender | median ms | min-max ms | {unit} | % of peak "
@@ -295,7 +310,8 @@ def _table(cases: list[dict]) -> str:
             lines.append(
                 f"| {label} | {name} | {_ms(r['median_s'])} "
                 f"| {_ms(r['min_s'])}-{_ms(r['max_s'])} | {r['rate']:.3g} "
-                f"| {_percent(r['peak_fraction'])} | {r['speedup_vs_max']:.2f}x "
+                f"| {_percent(r['rate'] / peak if unit == 'GFLOP/s' else r['peak_fraction'])} "
+                f"| {r['speedup_vs_max']:.2f}x "
                 f"| {r['speedup_vs_numpy32']:.2f}x | {r['max_abs_err']:.1e} |"
             )
             label = case["case"]
@@ -310,6 +326,7 @@ def _section(payload: dict) -> str:
     )
     shapes = "; ".join(f"{c['case']}: {c['shape']}" for c in payload["cases"])
     cpu = m["cpu"]
+    peak = peak_gflops(cpu, payload.get("isa", ""))
     header = [
         f"## {payload['title']} [{payload.get('isa', '?')}]",
         "",
@@ -318,7 +335,7 @@ def _section(payload: dict) -> str:
         f"max {m['versions']['max']}, mojo {m['versions']['mojo']}, numpy {m['versions']['numpy']} "
         f"with {blas}; OPENBLAS_CORETYPE={m['env']['OPENBLAS_CORETYPE']}; "
         f"load average {m['load_avg_start']:.2f} -> {m['load_avg_end']:.2f}; "
-        f"NumPy sgemm 2048^3 at the start: {m['numpy_sgemm_gflops']} GFLOP/s; "
+        f"fp32 peak {peak:g} GFLOP/s; NumPy sgemm 2048^3 at the start: {m['numpy_sgemm_gflops']} GFLOP/s; "
         f"{payload['settings']['repeats']} interleaved samples per contender"
         + (" (--quick)" if payload["settings"]["quick"] else "") + ".",
         "",
@@ -326,7 +343,7 @@ def _section(payload: dict) -> str:
         "",
     ]
     notes = [f"- {n}" for n in payload["notes"]]
-    return "\n".join(header + [_table(payload["cases"]), ""] + notes) + "\n"
+    return "\n".join(header + [_table(payload["cases"], peak), ""] + notes) + "\n"
 
 
 def write_summary() -> None:
@@ -338,10 +355,11 @@ def write_summary() -> None:
         "Generated by `benchmarks/run_all.py` (or one `benchmarks/bench_*.py`); do not edit.\n"
         "Times are medians over interleaved samples of the steady-state call "
         "(MAX: `model.execute` on inputs already in Buffers, compile excluded). "
-        f"% of peak: of {PEAK_GFLOPS:g} GFLOP/s (2 cores fp32 FMA, measured with independent "
-        f"FMA chains) or of ~{DRAM_GBPS:g} GB/s DRAM; the NumPy sgemm rate in each header is the "
-        "practical ceiling of that run (runs before 2026-12-05 took 157, the peak at the "
-        "2.45 GHz /proc/cpuinfo reports, and so overstated the share). Speed ratios are baseline time / "
+        "% of peak: of the 2 cores' fp32 FMA peak measured for that kind of machine with "
+        f"independent FMA chains (each header says which: {DEFAULT_PEAK_GFLOPS:g} GFLOP/s on AMD, "
+        f"{PEAK_GFLOPS[('Intel', 'avx512')]:g} on the Intel AVX-512 machines) or of ~{DRAM_GBPS:g} "
+        "GB/s DRAM; the NumPy sgemm rate in each header is the practical ceiling of that run. "
+        "Speed ratios are baseline time / "
         "contender time (above 1 = faster than the baseline). max abs err is against the float64 "
         "NumPy reference in tests/reference.py. \"others\" is the CPU other processes "
         "(and the hypervisor) took while the case ran, out of 2 cores: this machine is "
