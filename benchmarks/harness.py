@@ -275,7 +275,7 @@ def run(
     measured = []
     for case in make_cases():
         measured.append(measure(case, repeats, target_s))
-        print(_table([measured[-1]]), file=sys.stderr)
+        print(_table([measured[-1]], peak_gflops(cpu_facts(), isa_tag())), file=sys.stderr)
     machine["load_avg_end"] = os.getloadavg()[0]
     payload = {"kernel": kernel, "isa": isa_tag(), "title": title, "machine": machine, "notes": list(notes),
                "settings": {"repeats": repeats, "quick": args.quick, "target_sample_s": target_s},

@@ -12,7 +12,7 @@ from harness import write_summary
 
 BENCHMARKS = [
     "bench_log_mel.py", "bench_layernorm.py", "bench_attention.py", "bench_linear.py", "bench_kv_cache.py",
-    "bench_matmul_int8.py", "bench_lstm.py", "bench_decoder_layer.py",
+    "bench_matmul_int8.py", "bench_lstm.py", "bench_decoder_layer.py", "bench_token_scores.py",
 ]
 
 
