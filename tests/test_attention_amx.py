@@ -47,14 +47,20 @@ def inputs(b, bk, h, tq, tk, d=64, seed=0, spread=2.0):
     return q, k, v
 
 
-SHAPES = [  # (B, Bk, H, Tq, Tk): one key, odd lengths, partial row tiles, shared keys, an encoder head
-    (1, 1, 1, 3, 1),
-    (1, 1, 2, 37, 45),
-    (1, 1, 1, 65, 33),
+# (B, Bk, H, Tq, Tk), each with at least 128 query rows per key/value head (the
+# kernel's AMX_MIN_ROWS): one key, odd lengths, partial row tiles, shared keys,
+# an encoder head
+SHAPES = [
+    (1, 1, 1, 128, 1),
+    (1, 1, 2, 137, 45),
+    (1, 1, 1, 129, 33),
     (4, 2, 2, 70, 31),
     (1, 1, 2, 130, 100),
     (1, 1, 2, 1500, 1500),
 ]
+# Fewer rows per key/value head than that: the float32 path, AMX or not
+# (a decoder step's cross-attention: 8 audios of one row each; beams sharing keys)
+FEW_ROWS = [(1, 1, 2, 37, 45), (8, 8, 6, 1, 1500), (4, 2, 2, 63, 31)]
 
 
 @pytest.mark.skipif(not AMX, reason="no AMX on this CPU: the bf16 flag falls back (tested below)")
@@ -77,6 +83,12 @@ def test_matches_model_of_its_roundings(shape):
 @pytest.mark.skipif(AMX, reason="this CPU has AMX: the path itself is tested above")
 @pytest.mark.parametrize("shape", SHAPES[:4])
 def test_without_amx_the_flag_changes_nothing(shape):
+    q, k, v = inputs(*shape)
+    np.testing.assert_array_equal(ops.attention(q, k, v, bf16=True), ops.attention(q, k, v))
+
+
+@pytest.mark.parametrize("shape", FEW_ROWS)
+def test_few_query_rows_stay_float32(shape):
     q, k, v = inputs(*shape)
     np.testing.assert_array_equal(ops.attention(q, k, v, bf16=True), ops.attention(q, k, v))
 

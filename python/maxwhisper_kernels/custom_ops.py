@@ -69,7 +69,8 @@ def attention(
 ) -> TensorValue:
     """softmax(scale * q k^T [+ causal mask]) v for q [B, H, Tq, D] and
     k, v [B, H, Tk, D]; scale is a float or a [1] float32 tensor. bf16: a
-    non-causal call with D = 64 may run on AMX tiles where the CPU has them:
+    non-causal call with D = 64 and at least 128 query rows per key/value head
+    (fewer do not repay packing the keys) may run on AMX tiles where the CPU has them:
     scores from bfloat16 hi/lo splits of q and k (close to float32), the
     probabilities and v rounded to bfloat16 (about 2^-8 of |v|), float32
     sums; for compute_type="int8" (kernels/attention_amx.mojo)."""
