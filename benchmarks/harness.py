@@ -207,8 +207,9 @@ def _time_sample(run: Callable[[], object], calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
-def measure(case: Case, repeats: int, target_s: float) -> dict:
-    """Times every contender of a case, interleaved, and checks its output."""
+def measure(case: Case, repeats: int, target_s: float, fp32_peak: float) -> dict:
+    """Times every contender of a case, interleaved, and checks its output;
+    fp32_peak: the machine's GFLOP/s (machine_info's), for flop-counted cases."""
     calls = {}
     for c in case.contenders:
         c.run()  # first call: lazy allocation, page faults, thread start-up
@@ -228,7 +229,7 @@ def measure(case: Case, repeats: int, target_s: float) -> dict:
     for c in case.contenders:
         median = statistics.median(samples[c.name])
         rate = case.work / median / 1e9
-        peak = peak_gflops(cpu_facts(), isa_tag()) if case.unit == "flop" else DRAM_GBPS
+        peak = fp32_peak if case.unit == "flop" else DRAM_GBPS
         error = np.max(np.abs(c.to_numpy(c.run()).astype(np.float64) - case.expected))
         rows.append({
             "contender": c.name,
@@ -274,8 +275,8 @@ def run(
           f"load {machine['load_avg_start']:.2f}", file=sys.stderr)
     measured = []
     for case in make_cases():
-        measured.append(measure(case, repeats, target_s))
-        print(_table([measured[-1]], peak_gflops(cpu_facts(), isa_tag())), file=sys.stderr)
+        measured.append(measure(case, repeats, target_s, machine["peak_gflops"]))
+        print(_table([measured[-1]], machine["peak_gflops"]), file=sys.stderr)
     machine["load_avg_end"] = os.getloadavg()[0]
     payload = {"kernel": kernel, "isa": isa_tag(), "title": title, "machine": machine, "notes": list(notes),
                "settings": {"repeats": repeats, "quick": args.quick, "target_sample_s": target_s},
