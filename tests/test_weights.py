@@ -9,6 +9,7 @@ import json
 import pickle
 import struct
 import sys
+import tracemalloc
 import types
 import zipfile
 from pathlib import Path
@@ -234,6 +235,22 @@ def test_ctranslate2_fused_projections_split_in_order(tiny, tiny_model_bin):
     np.testing.assert_array_equal(tiny.tensors["decoder.blocks.1.cross_attn.key.weight"], k)
     np.testing.assert_array_equal(tiny.tensors["decoder.blocks.1.cross_attn.value.weight"], v)
     assert raw["decoder/projection/weight"] is raw["decoder/embeddings/weight"]
+
+
+def test_ctranslate2_loads_without_a_second_copy_of_the_file(tiny_model_bin):
+    # Each tensor is read into an array of its own: no whole-file buffer is held beside the
+    # arrays (which doubled the load's peak), and no array is copied again afterwards.
+    size = tiny_model_bin.stat().st_size
+    tracemalloc.start()
+    try:
+        checkpoint = load_checkpoint(tiny_model_bin)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert all(a.base is None for a in read_model_bin([tiny_model_bin]).values())
+    # the file once, plus the tied-projection check's temporaries (a bool per vocabulary entry)
+    assert peak < 1.35 * size, (peak, size)
+    assert sum(a.nbytes for a in checkpoint.tensors.values()) < 1.01 * size
 
 
 def test_ctranslate2_parts_int8_bf16_f32(tiny, tiny_model_bin, tmp_path):

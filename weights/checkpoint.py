@@ -59,6 +59,15 @@ def _kept_dtype(value: np.ndarray) -> type:
     return np.float16 if value.dtype == np.float16 else np.float32
 
 
+def _owned_copy(value: np.ndarray) -> np.ndarray:
+    """value itself when it already is an owned, aligned C array of the kept type, else such a
+    copy. (np.require is not used: NumPy 2.4's copies even an array that meets every flag.)"""
+    flags = value.flags
+    if value.dtype == _kept_dtype(value) and flags.c_contiguous and flags.aligned and flags.owndata:
+        return value
+    return np.require(value, _kept_dtype(value), ["C", "A", "O"])
+
+
 def make_checkpoint(
     tensors: Mapping[str, np.ndarray],
     source: Path,
@@ -77,9 +86,7 @@ def make_checkpoint(
     """
     # Owned, aligned copies: a view into the file's bytes may sit at an odd offset (MAX rejects
     # it) and would keep the whole file alive.
-    arrays = {
-        name: np.require(value, _kept_dtype(value), ["C", "A", "O"]) for name, value in tensors.items()
-    }
+    arrays = {name: _owned_copy(value) for name, value in tensors.items()}
     if dims is None:
         dims = dims_from_tensors(arrays, source, n_audio_head, n_text_head)
     else:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .binary import ByteReader, decode_array, read_parts
+from .binary import PartsReader
 from .checkpoint import Checkpoint, check_tied_projection, make_checkpoint
 from .errors import CorruptWeightsError, MissingTensorError
 
@@ -24,16 +24,20 @@ DTYPES = {0: "float32", 1: "int8", 2: "int16", 3: "int32", 4: "float16", 5: "bfl
 _SUPPORTED_VERSIONS = range(4, 7)
 
 
-def _read_string(reader: ByteReader, what: str) -> str:
+def _read_string(reader: PartsReader, what: str) -> str:
     (length,) = reader.unpack("H", f"{what} length")
-    return bytes(reader.take(length, what)).rstrip(b"\0").decode("utf-8", errors="replace")
+    return reader.take(length, what).rstrip(b"\0").decode("utf-8", errors="replace")
 
 
 def read_model_bin(paths: Sequence[Path]) -> dict[str, np.ndarray]:
     """All variables of a model.bin (given whole or as its split parts), aliases resolved."""
     # Errors in a split file name its first part; offsets count from the start of the whole.
     path = paths[0] if len(paths) == 1 else Path(f"{paths[0]} (+ {len(paths) - 1} more parts)")
-    reader = ByteReader(read_parts(paths), path)
+    with PartsReader(paths, path) as reader:
+        return _read_variables(reader, path)
+
+
+def _read_variables(reader: PartsReader, path: Path) -> dict[str, np.ndarray]:
     (version,) = reader.unpack("I", "the binary version")
     if version not in _SUPPORTED_VERSIONS:
         raise CorruptWeightsError(path, f"unsupported CTranslate2 binary version {version}")
@@ -50,9 +54,7 @@ def read_model_bin(paths: Sequence[Path]) -> dict[str, np.ndarray]:
         dtype_id, size = reader.unpack("BI", "the dtype and size", name)
         if dtype_id not in DTYPES:
             raise CorruptWeightsError(path, f"unknown dtype id {dtype_id}", name)
-        variables[name] = decode_array(
-            reader.take(size, "the data", name), DTYPES[dtype_id], shape, path, name
-        )
+        variables[name] = reader.take_array(size, DTYPES[dtype_id], shape, name)
     (alias_count,) = reader.unpack("I", "the alias count")
     for index in range(alias_count):
         alias = _read_string(reader, f"alias {index}")
