@@ -9,6 +9,7 @@ import numpy as np
 
 PACK_PANEL = 16  # output channels per panel of the packed int8 layout
 PACK_CHANNELS = 64  # channels are padded to a multiple of the widest tile
+_PACK_CHUNK = 64 * PACK_CHANNELS  # channels packed per pass
 
 
 def packed_int8_shape(n: int, k: int) -> tuple[int, int]:
@@ -27,8 +28,14 @@ def pack_int8_matrix(values: np.ndarray) -> np.ndarray:
     n, k = values.shape
     n_pad = -(-n // PACK_CHANNELS) * PACK_CHANNELS
     k4 = -(-k // 4)
-    padded = np.zeros((n_pad, 4 * k4), np.int8)
-    padded[:n, :k] = values
-    # [panel, channel, group, 4] -> [panel, group, channel, 4]
-    panels = padded.reshape(n_pad // PACK_PANEL, PACK_PANEL, k4, 4).transpose(0, 2, 1, 3)
-    return np.ascontiguousarray(panels.reshape(n_pad // PACK_PANEL, k4 * 4 * PACK_PANEL))
+    packed = np.empty((n_pad // PACK_PANEL, k4 * 4 * PACK_PANEL), np.int8)
+    # A few thousand channels at a time: whole, the padded and transposed copies of the token
+    # embedding (20 MB each for tiny.en) stood beside the result at load.
+    for start in range(0, n_pad, _PACK_CHUNK):
+        rows = values[start : start + _PACK_CHUNK]
+        padded = np.zeros((min(_PACK_CHUNK, n_pad - start), 4 * k4), np.int8)
+        padded[: len(rows), :k] = rows
+        # [panel, channel, group, 4] -> [panel, group, channel, 4]
+        panels = padded.reshape(-1, PACK_PANEL, k4, 4).transpose(0, 2, 1, 3)
+        packed[start // PACK_PANEL : (start + len(padded)) // PACK_PANEL] = panels.reshape(-1, k4 * 4 * PACK_PANEL)
+    return packed
