@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 
+from . import os_memory
 from .runtime_options import set_thread_busy_wait
 
 set_thread_busy_wait()
+os_memory.install()  # before MAX's libraries load: see os_memory
 
 # Storage of the decoder's weight matrices (model.decoder_matrix_dtype); here,
 # not in model.py, so the CLI can offer them without importing MAX.

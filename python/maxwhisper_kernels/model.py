@@ -16,7 +16,7 @@ from max.dtype import DType
 from max.engine import InferenceSession, Model
 from max.graph import DeviceRef
 
-from . import COMPUTE_TYPES
+from . import COMPUTE_TYPES, os_memory
 from .audio import HOP_LENGTH
 from .cpu_device import cpu_session
 from .graph import (
@@ -300,17 +300,20 @@ class Whisper:
         """openai-whisper's transcribe; vad_filter=True decodes only the speech Silero VAD
         finds (vad_parameters: faster-whisper's VadOptions fields), times as in the original;
         batch_size=N runs the batched pipeline (VAD, <= 30 s windows, N decoded at once)."""
-        if batch_size is not None:
-            from .pipeline import transcribe_batched
+        try:
+            if batch_size is not None:
+                from .pipeline import transcribe_batched
 
-            return transcribe_batched(self, audio, batch_size, vad_parameters, **options)
-        if vad_filter:
-            from .pipeline import transcribe_speech
+                return transcribe_batched(self, audio, batch_size, vad_parameters, **options)
+            if vad_filter:
+                from .pipeline import transcribe_speech
 
-            return transcribe_speech(self, audio, vad_parameters, **options)
-        from .transcribe import transcribe
+                return transcribe_speech(self, audio, vad_parameters, **options)
+            from .transcribe import transcribe
 
-        return transcribe(self, audio, **options)
+            return transcribe(self, audio, **options)
+        finally:
+            os_memory.release()  # the working memory of this transcription's graphs
 
 
 def check_compute_type(compute_type: str) -> None:

@@ -32,6 +32,7 @@ import numpy as np
 # with "No active MLIR context" without it.
 from max._mlir_context import ensure_default_mlir_context
 
+from .. import os_memory
 from ..transcribe import AudioTranscription, decode_next_windows, start_transcriptions
 from .metrics import Metrics
 
@@ -122,6 +123,8 @@ class Scheduler:
         """Admits the requests that arrived since the last round (waiting for one when the
         engine is idle); False once closing and everything is answered."""
         with self._ready:
+            if not self._arrivals and not self._active:
+                os_memory.release()  # idle: the last rounds' working memory goes back
             while not self._arrivals and not self._active and not self._closing:
                 self._ready.wait()
             if self._closing and not self._arrivals and not self._active:

@@ -31,6 +31,7 @@ from ..audio import (
     pad_or_trim,
 )
 from ..decoding import WhisperModel, check_language_and_task, detect_language, get_model_tokenizer
+from .. import os_memory
 from ..ops import log_mel_spectrogram
 from ..tokenizer import LANGUAGES
 from .session import AudioTranscription
@@ -184,9 +185,12 @@ def transcribe_batch(
     # with verbose=True the printed segments show the progress
     quiet = options.get("verbose") is not False or not progress
     total = sum(t.content_frames for t in transcriptions)
-    with tqdm.tqdm(total=total, unit="frames", disable=quiet) as bar:
-        while not all(t.done for t in transcriptions):
-            bar.update(decode_next_windows(model, transcriptions))
+    try:
+        with tqdm.tqdm(total=total, unit="frames", disable=quiet) as bar:
+            while not all(t.done for t in transcriptions):
+                bar.update(decode_next_windows(model, transcriptions))
+    finally:
+        os_memory.release()  # the working memory of these windows' graphs
     return [t.result() for t in transcriptions]
 
 

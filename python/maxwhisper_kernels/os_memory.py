@@ -1,0 +1,147 @@
+"""Freed memory handed back to the OS: MAX's large tensors and glibc's large arrays.
+
+Two allocators keep what this process frees, so its resident memory climbs to the
+high-water mark of everything it ever ran (int8 tiny.en, one worker: 226 MB after load,
+418 MB while transcribing jfk after the long clips):
+
+- MAX 26.7 allocates CPU tensors through a tcmalloc that never returns memory. os_memory.c
+  takes over its large blocks (1 MiB and more): a transcription reuses them and
+  `release()`, called when one ends, unmaps them.
+- glibc raises its mmap threshold to the largest array freed so far (up to 32 MiB), after
+  which arrays below that size come from the heap, whose free middle it cannot return. A
+  fixed threshold (MMAP_THRESHOLD) keeps large arrays, a recording's samples and log-mel,
+  in mappings of their own.
+
+`install()` must run before MAX's libraries load (the package's __init__ calls it first).
+MAXWHISPER_RETURN_MEMORY=0 turns both off; a MALLOC_MMAP_THRESHOLD_ the caller set wins
+over ours. Without a C compiler, or on a MAX whose runtime library does not export the
+allocator this expects, tensors stay with tcmalloc and nothing else changes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import subprocess
+import sysconfig
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("os_memory.c")
+RUNTIME_LIBRARY = "libAsyncRTRuntimeGlobals.so"
+# The functions os_memory.c stands in for: M::AsyncRT::TCMallocGlobals::tc_new, tc_delete
+ALLOCATOR_SYMBOLS = (
+    "_ZN1M7AsyncRT15TCMallocGlobals6tc_newEmm",
+    "_ZN1M7AsyncRT15TCMallocGlobals9tc_deleteEPv",
+)
+MMAP_THRESHOLD = 4 << 20
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
+
+_library: ctypes.CDLL | None = None
+
+
+def _build_dir() -> Path:
+    # beside the kernel library (build.py's folder), without importing the Mojo tooling
+    default = Path(__file__).resolve().parents[2] / "build"
+    return Path(os.environ.get("MAXWHISPER_BUILD_DIR", default))
+
+
+def build() -> Path | None:
+    """The compiled os_memory.c (compiled once per source), or None without a C compiler."""
+    source = SOURCE.read_bytes()
+    target = _build_dir() / f"os_memory-{hashlib.sha256(source).hexdigest()[:16]}.so"
+    if target.exists():
+        return target
+    compiler = shutil.which((sysconfig.get_config_var("CC") or "cc").split()[0]) or shutil.which("cc")
+    if compiler is None:
+        log.info("no C compiler: MAX's freed tensor memory stays with its allocator")
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # compiled beside its final name and renamed: a concurrent import never loads half a file
+    handle, staging = tempfile.mkstemp(prefix=".staging-", suffix=".so", dir=target.parent)
+    os.close(handle)
+    try:
+        done = subprocess.run(
+            [compiler, "-O2", "-shared", "-fPIC", "-o", staging, str(SOURCE), "-ldl", "-lpthread"],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            log.warning("could not compile %s: %s", SOURCE.name, done.stderr.strip())
+            return None
+        os.replace(staging, target)
+    finally:
+        Path(staging).unlink(missing_ok=True)
+    return target
+
+
+def _runtime_library() -> Path | None:
+    spec = importlib.util.find_spec("max")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))).parent / "modular" / "lib" / RUNTIME_LIBRARY
+    return path if path.is_file() else None
+
+
+def _loaded(name: str) -> bool:
+    try:
+        return name in Path("/proc/self/maps").read_text()
+    except OSError:
+        return True  # cannot tell: assume the worst
+
+
+def install() -> bool:
+    """Sets both up; True when MAX's large tensors are now mapped by os_memory.c."""
+    global _library
+    if _library is not None:
+        return True
+    if os.environ.get("MAXWHISPER_RETURN_MEMORY", "1") == "0":
+        return False
+    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        try:
+            ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        except (OSError, AttributeError):  # not glibc
+            pass
+    runtime = _runtime_library()
+    # Once MAX's libraries are loaded, some of their calls may already be bound to tcmalloc,
+    # and a block mapped here must never reach tcmalloc's delete: then leave it all alone.
+    if runtime is None or _loaded(RUNTIME_LIBRARY):
+        return False
+    try:
+        real = ctypes.CDLL(str(runtime))  # local: only to check what it exports
+        if not all(hasattr(real, symbol) for symbol in ALLOCATOR_SYMBOLS):
+            return False
+        compiled = build()
+        if compiled is None:
+            return False
+        library = ctypes.CDLL(str(compiled), mode=os.RTLD_GLOBAL | os.RTLD_NOW)
+    except OSError as error:
+        log.warning("freed tensor memory stays with MAX's allocator: %s", error)
+        return False
+    if library.mt_bind(str(runtime).encode()) != 0:
+        # Cannot happen once the symbols were found above; were it to, every MAX allocation
+        # would reach a function with nothing to call.
+        raise RuntimeError(f"os_memory: {runtime} does not give its allocator to dlsym")
+    library.mt_release.restype = ctypes.c_longlong
+    _library = library
+    return True
+
+
+def release() -> int:
+    """Unmaps the large tensor blocks kept for reuse; returns the bytes given back."""
+    return 0 if _library is None else _library.mt_release()
+
+
+def stats() -> dict[str, int] | None:
+    """Counters of os_memory.c (None when it is not in use)."""
+    if _library is None:
+        return None
+    out = (ctypes.c_longlong * 5)()
+    _library.mt_stats(out)
+    return dict(zip(("bytes_in_use", "bytes_kept", "blocks_mapped", "blocks_reused", "blocks_unmapped"), out))
