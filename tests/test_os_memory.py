@@ -1,4 +1,5 @@
-"""os_memory: MAX's large tensors in mappings this process unmaps when a transcription ends.
+"""os_memory: MAX's large tensors in mappings this process unmaps (most of them when a
+transcription ends, all when asked).
 
 Checked against the kernel's own accounting (/proc/self/status), not the library's counters
 alone. That the transcripts stay exact with it on is what the parity tests check (they run
@@ -60,10 +61,11 @@ def test_windows_reuse_blocks_and_release_unmaps_them(tiny_en_int8):
 
 
 @needs_compiler
-def test_a_transcription_gives_its_memory_back(tiny_en_int8):
+def test_a_transcription_keeps_only_a_windows_worth(tiny_en_int8):
     result = tiny_en_int8.transcribe(str(JFK), language="en")
     assert "ask not what your country can do for you" in result["text"]
-    assert os_memory.stats()["bytes_kept"] == 0
+    # what the next transcription will want again stays; nothing else does
+    assert 0 < os_memory.stats()["bytes_kept"] <= os_memory.KEEP_BETWEEN_TRANSCRIPTIONS
 
 
 def run_python(code: str, **env: str) -> str:

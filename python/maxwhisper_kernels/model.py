@@ -300,7 +300,7 @@ class Whisper:
         """openai-whisper's transcribe; vad_filter=True decodes only the speech Silero VAD
         finds (vad_parameters: faster-whisper's VadOptions fields), times as in the original;
         batch_size=N runs the batched pipeline (VAD, <= 30 s windows, N decoded at once)."""
-        try:
+        with os_memory.transcription():
             if batch_size is not None:
                 from .pipeline import transcribe_batched
 
@@ -312,8 +312,6 @@ class Whisper:
             from .transcribe import transcribe
 
             return transcribe(self, audio, **options)
-        finally:
-            os_memory.release()  # the working memory of this transcription's graphs
 
 
 def check_compute_type(compute_type: str) -> None:

@@ -9,15 +9,18 @@
  * How: MAX's libraries reach that allocator through two exported functions,
  * M::AsyncRT::TCMallocGlobals::tc_new(alignment, bytes) and ::tc_delete(pointer). This
  * library defines both under the same names; loaded with RTLD_GLOBAL before MAX's
- * libraries, it is where their calls bind. Blocks of BIG_BLOCK bytes or more become
- * private anonymous mappings (2 MiB-aligned and marked for transparent huge pages, as
- * tcmalloc's own were); everything else goes on to the real functions, found with dlsym
- * in the runtime library by mt_bind().
+ * libraries, it is where their calls bind. Blocks of BIG_BLOCK bytes (tcmalloc's own
+ * boundary for large objects) or more become private anonymous mappings, those of 2 MiB
+ * and more 2 MiB-aligned and marked for transparent huge pages, as tcmalloc's were;
+ * smaller ones go on to the real functions, found with dlsym in the runtime library by
+ * mt_bind().
  *
  * A freed block is kept for reuse by later requests that fit in it (a graph asks for the
- * same sizes every run, so windows after the first fault in no new pages) until
- * mt_release() unmaps the kept blocks: the Python side calls it when a transcription
- * ends. Kept blocks beyond CACHE_LIMIT bytes are unmapped oldest first.
+ * same sizes every run, so windows after the first fault in no new pages), at most
+ * CACHE_LIMIT bytes of them, the oldest unmapped first. mt_release(keep) unmaps all but
+ * the keep most recently freed bytes: the Python side calls it when a transcription ends
+ * (keeping some for the next one, which would otherwise fault them in again) and, with
+ * nothing kept, when the server falls idle.
  *
  * tc_delete hands every pointer it did not map here to the real tc_delete, so memory
  * allocated before this library was bound, or by tcmalloc's internal callers, is freed
@@ -33,7 +36,7 @@
 #include <stdint.h>
 #include <sys/mman.h>
 
-#define BIG_BLOCK ((size_t)1 << 20)
+#define BIG_BLOCK ((size_t)256 << 10)
 #define HUGE_PAGE ((size_t)2 << 20)
 #define CACHE_LIMIT ((size_t)256 << 20)
 #define MAX_LIVE 1024 /* mapped blocks in use at once; past it, tcmalloc takes the rest */
@@ -52,11 +55,15 @@ struct block {
 };
 static struct block live[MAX_LIVE], kept[MAX_KEPT];
 static int n_live, n_kept;
-static size_t kept_bytes;
+static size_t kept_bytes, live_bytes;
 static unsigned long tick;
 static long long n_mapped, n_reused, n_unmapped;
 
 static void *map_block(size_t size) {
+    if (size < HUGE_PAGE) {
+        void *start = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        return start == MAP_FAILED ? NULL : start;
+    }
     /* Over-map by a huge page and trim, so the block starts on a 2 MiB boundary. */
     char *raw = mmap(NULL, size + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED) return NULL;
@@ -110,6 +117,7 @@ void *_ZN1M7AsyncRT15TCMallocGlobals6tc_newEmm(unsigned long alignment, unsigned
     live[n_live].start = start;
     live[n_live].size = size;
     n_live++;
+    live_bytes += size;
     pthread_mutex_unlock(&lock);
     return start;
 }
@@ -127,6 +135,7 @@ void _ZN1M7AsyncRT15TCMallocGlobals9tc_deleteEPv(void *pointer) {
         if (live[i].start == pointer) {
             freed = live[i];
             live[i] = live[--n_live];
+            live_bytes -= freed.size;
             break;
         }
     if (freed.start) {
@@ -163,27 +172,31 @@ int mt_bind(const char *path) {
     return 0;
 }
 
-/* Unmaps every kept block; returns the bytes given back. */
-long long mt_release(void) {
+/* Unmaps kept blocks, the least recently freed first, until at most keep bytes stay
+   kept; returns the bytes given back. */
+long long mt_release(long long keep) {
     struct block gone[MAX_KEPT];
+    int n_gone = 0;
+    long long bytes = 0;
     pthread_mutex_lock(&lock);
-    int n = n_kept;
-    long long bytes = (long long)kept_bytes;
-    for (int i = 0; i < n; i++) gone[i] = kept[i];
-    n_kept = 0;
-    kept_bytes = 0;
-    n_unmapped += n;
+    while (n_kept > 0 && (long long)kept_bytes > keep) {
+        int oldest = 0;
+        for (int i = 1; i < n_kept; i++)
+            if (kept[i].last_use < kept[oldest].last_use) oldest = i;
+        gone[n_gone++] = kept[oldest];
+        bytes += (long long)kept[oldest].size;
+        take_kept(oldest);
+    }
+    n_unmapped += n_gone;
     pthread_mutex_unlock(&lock);
-    for (int i = 0; i < n; i++) munmap(gone[i].start, gone[i].size);
+    for (int i = 0; i < n_gone; i++) munmap(gone[i].start, gone[i].size);
     return bytes;
 }
 
 /* out: bytes in use, bytes kept, blocks mapped, reused, unmapped so far. */
 void mt_stats(long long out[5]) {
     pthread_mutex_lock(&lock);
-    long long in_use = 0;
-    for (int i = 0; i < n_live; i++) in_use += (long long)live[i].size;
-    out[0] = in_use;
+    out[0] = (long long)live_bytes;
     out[1] = (long long)kept_bytes;
     out[2] = n_mapped;
     out[3] = n_reused;

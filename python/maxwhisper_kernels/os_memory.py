@@ -5,12 +5,13 @@ high-water mark of everything it ever ran (int8 tiny.en, one worker: 226 MB afte
 418 MB while transcribing jfk after the long clips):
 
 - MAX 26.7 allocates CPU tensors through a tcmalloc that never returns memory. os_memory.c
-  takes over its large blocks (1 MiB and more): a transcription reuses them and
-  `release()`, called when one ends, unmaps them.
+  takes over its large blocks (256 KiB and more): windows reuse them, and when a
+  transcription ends all but KEEP_BETWEEN_TRANSCRIPTIONS bytes of them go back (all, and
+  glibc's free heap too, when the server falls idle).
 - glibc raises its mmap threshold to the largest array freed so far (up to 32 MiB), after
-  which arrays below that size come from the heap, whose free middle it cannot return. A
-  fixed threshold (MMAP_THRESHOLD) keeps large arrays, a recording's samples and log-mel,
-  in mappings of their own.
+  which arrays below that size come from the heap, whose free middle it returns only when
+  asked (malloc_trim). A fixed threshold (MMAP_THRESHOLD) keeps large arrays, a recording's
+  samples and log-mel, in mappings of their own.
 
 `install()` must run before MAX's libraries load (the package's __init__ calls it first).
 MAXWHISPER_RETURN_MEMORY=0 turns both off; a MALLOC_MMAP_THRESHOLD_ the caller set wins
@@ -20,6 +21,7 @@ allocator this expects, tensors stay with tcmalloc and nothing else changes.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import importlib.util
@@ -41,9 +43,15 @@ ALLOCATOR_SYMBOLS = (
     "_ZN1M7AsyncRT15TCMallocGlobals9tc_deleteEPv",
 )
 MMAP_THRESHOLD = 4 << 20
+# Tensor blocks kept from one transcription for the next, about what a tiny.en window uses.
+# int8, jfk after the long clips, peak per transcription: 345 MB keeping none (and trimming
+# the heap), 366 keeping 64 MB, 397 keeping 128 (tcmalloc: 418); keeping none made a jfk
+# transcription about 5 % slower (the next one faults its pages in again).
+KEEP_BETWEEN_TRANSCRIPTIONS = 64 << 20
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 
 _library: ctypes.CDLL | None = None
+_depth = 0  # transcriptions under way (transcription() calls nest)
 
 
 def _build_dir() -> Path:
@@ -129,13 +137,36 @@ def install() -> bool:
         # would reach a function with nothing to call.
         raise RuntimeError(f"os_memory: {runtime} does not give its allocator to dlsym")
     library.mt_release.restype = ctypes.c_longlong
+    library.mt_release.argtypes = [ctypes.c_longlong]
     _library = library
     return True
 
 
-def release() -> int:
-    """Unmaps the large tensor blocks kept for reuse; returns the bytes given back."""
-    return 0 if _library is None else _library.mt_release()
+def release(keep: int = 0) -> int:
+    """Unmaps the tensor blocks kept for reuse but the `keep` most recently freed bytes, and
+    with keep=0 also hands glibc's free heap pages back; returns the tensor bytes released."""
+    released = 0 if _library is None else _library.mt_release(keep)
+    if keep == 0:
+        try:
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):  # a C library without malloc_trim
+            pass
+    return released
+
+
+@contextlib.contextmanager
+def transcription():
+    """Around a transcription (calls may nest: only the outermost one acts). When it ends,
+    the most recently freed KEEP_BETWEEN_TRANSCRIPTIONS bytes of blocks stay for the next
+    one and the rest go back."""
+    global _depth
+    _depth += 1
+    try:
+        yield
+    finally:
+        _depth -= 1
+        if _depth == 0:
+            release(KEEP_BETWEEN_TRANSCRIPTIONS)
 
 
 def stats() -> dict[str, int] | None:

@@ -185,12 +185,9 @@ def transcribe_batch(
     # with verbose=True the printed segments show the progress
     quiet = options.get("verbose") is not False or not progress
     total = sum(t.content_frames for t in transcriptions)
-    try:
-        with tqdm.tqdm(total=total, unit="frames", disable=quiet) as bar:
-            while not all(t.done for t in transcriptions):
-                bar.update(decode_next_windows(model, transcriptions))
-    finally:
-        os_memory.release()  # the working memory of these windows' graphs
+    with os_memory.transcription(), tqdm.tqdm(total=total, unit="frames", disable=quiet) as bar:
+        while not all(t.done for t in transcriptions):
+            bar.update(decode_next_windows(model, transcriptions))
     return [t.result() for t in transcriptions]
 
 
