@@ -3,7 +3,6 @@ graphs, and the per-window decoding state (KV cache) kept in MAX buffers."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 import time
@@ -364,16 +363,7 @@ def load_model(
         session = InferenceSession(devices=[CPU(), accelerator])
     model = Whisper(checkpoint, session, compute_type, accelerator)
     del checkpoint  # the graphs hold their own copies of its arrays: free them before the trim
-    _return_freed_heap()
+    # Loading freed many heap chunks (the checkpoint's arrays, quantization and packing
+    # temporaries) that glibc would keep: 42 MB (int8) or 23 MB (default) for tiny.en.
+    os_memory.release()
     return model
-
-
-def _return_freed_heap() -> None:
-    """Hands the heap that loading freed back to the OS. glibc keeps freed chunks for reuse
-    unless they sit at the top of the heap, and loading frees many (the checkpoint's arrays,
-    quantization and packing temporaries): tiny.en kept 42 MB (int8) or 23 MB (default)
-    resident for nothing."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # a C library without malloc_trim
-        pass

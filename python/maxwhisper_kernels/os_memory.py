@@ -6,8 +6,8 @@ high-water mark of everything it ever ran (int8 tiny.en, one worker: 226 MB afte
 
 - MAX 26.7 allocates CPU tensors through a tcmalloc that never returns memory. os_memory.c
   takes over its large blocks (256 KiB and more): windows reuse them, and when a
-  transcription ends all but KEEP_BETWEEN_TRANSCRIPTIONS bytes of them go back (all, and
-  glibc's free heap too, when the server falls idle).
+  transcription ends all but KEEP_BETWEEN_TRANSCRIPTIONS bytes of them go back (all when
+  the server falls idle), and so do glibc's free heap pages.
 - glibc raises its mmap threshold to the largest array freed so far (up to 32 MiB), after
   which arrays below that size come from the heap, whose free middle it returns only when
   asked (malloc_trim). A fixed threshold (MMAP_THRESHOLD) keeps large arrays, a recording's
@@ -143,14 +143,15 @@ def install() -> bool:
 
 
 def release(keep: int = 0) -> int:
-    """Unmaps the tensor blocks kept for reuse but the `keep` most recently freed bytes, and
-    with keep=0 also hands glibc's free heap pages back; returns the tensor bytes released."""
+    """Unmaps the tensor blocks kept for reuse but the `keep` most recently freed bytes and
+    hands glibc's free heap pages back; returns the tensor bytes released."""
     released = 0 if _library is None else _library.mt_release(keep)
-    if keep == 0:
-        try:
-            ctypes.CDLL(None).malloc_trim(0)
-        except (OSError, AttributeError):  # a C library without malloc_trim
-            pass
+    try:
+        # the heap's free pages between live chunks: 16 MB after the long clips, and jfk
+        # transcribed 15 times took as long with this after each as without
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # a C library without malloc_trim
+        pass
     return released
 
 
