@@ -10,14 +10,15 @@
  * M::AsyncRT::TCMallocGlobals::tc_new(alignment, bytes) and ::tc_delete(pointer). This
  * library defines both under the same names; loaded with RTLD_GLOBAL before MAX's
  * libraries, it is where their calls bind. Blocks of BIG_BLOCK bytes (tcmalloc's own
- * boundary for large objects) or more become private anonymous mappings, those of 2 MiB
- * and more 2 MiB-aligned and marked for transparent huge pages, as tcmalloc's were;
- * smaller ones go on to the real functions, found with dlsym in the runtime library by
- * mt_bind().
+ * boundary for large objects) or more become private anonymous mappings; smaller ones go
+ * on to the real functions, found with dlsym in the runtime library by mt_bind(). (Marking
+ * the mappings for transparent huge pages, as tcmalloc's memory is, raised a one-file
+ * process's peak by 5-8 MB, whole 2 MiB pages faulted in, for no speed that showed.)
  *
  * A freed block is kept for reuse by later requests that fit in it (a graph asks for the
- * same sizes every run, so windows after the first fault in no new pages), at most
- * CACHE_LIMIT bytes of them, the oldest unmapped first. mt_release(keep) unmaps all but
+ * same sizes every run, so windows after the first fault in no new pages); a request that
+ * none fits unmaps as many kept bytes, oldest first, as it maps, and at most CACHE_LIMIT
+ * bytes stay kept (the oldest go first). mt_release(keep) unmaps all but
  * the keep most recently freed bytes: the Python side calls it when a transcription ends
  * (keeping some for the next one, which would otherwise fault them in again) and, with
  * nothing kept, when the server falls idle.
@@ -37,7 +38,6 @@
 #include <sys/mman.h>
 
 #define BIG_BLOCK ((size_t)256 << 10)
-#define HUGE_PAGE ((size_t)2 << 20)
 #define CACHE_LIMIT ((size_t)256 << 20)
 #define MAX_LIVE 1024 /* mapped blocks in use at once; past it, tcmalloc takes the rest */
 #define MAX_KEPT 256
@@ -60,19 +60,8 @@ static unsigned long tick;
 static long long n_mapped, n_reused, n_unmapped;
 
 static void *map_block(size_t size) {
-    if (size < HUGE_PAGE) {
-        void *start = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        return start == MAP_FAILED ? NULL : start;
-    }
-    /* Over-map by a huge page and trim, so the block starts on a 2 MiB boundary. */
-    char *raw = mmap(NULL, size + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED) return NULL;
-    char *start = (char *)(((uintptr_t)raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
-    if (start > raw) munmap(raw, (size_t)(start - raw));
-    size_t tail = (size_t)(raw + size + HUGE_PAGE - (start + size));
-    if (tail) munmap(start + size, tail);
-    madvise(start, size, MADV_HUGEPAGE);
-    return start;
+    void *start = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return start == MAP_FAILED ? NULL : start;
 }
 
 static void take_kept(int i) {
@@ -94,13 +83,30 @@ void *_ZN1M7AsyncRT15TCMallocGlobals6tc_newEmm(unsigned long alignment, unsigned
     int best = -1;
     for (int i = 0; i < n_kept; i++)
         if (kept[i].size >= size && (best < 0 || kept[i].size < kept[best].size)) best = i;
+    struct block evicted[MAX_KEPT];
+    int n_evicted = 0;
     if (best >= 0) {
         start = kept[best].start;
         size = kept[best].size;
         take_kept(best);
         n_reused++;
+    } else {
+        /* Nothing kept is large enough: unmap kept blocks, oldest first, as many bytes as
+           the new one maps, so that the memory mapped in all stays near what is in use at
+           once (tcmalloc would have merged such neighbours into the larger block). */
+        size_t freed = 0;
+        while (n_kept > 0 && freed < size) {
+            int oldest = 0;
+            for (int i = 1; i < n_kept; i++)
+                if (kept[i].last_use < kept[oldest].last_use) oldest = i;
+            freed += kept[oldest].size;
+            evicted[n_evicted++] = kept[oldest];
+            take_kept(oldest);
+        }
+        n_unmapped += n_evicted;
     }
     pthread_mutex_unlock(&lock);
+    for (int i = 0; i < n_evicted; i++) munmap(evicted[i].start, evicted[i].size);
     if (!start) {
         start = map_block(size);
         if (!start) return real_new(alignment, bytes);
