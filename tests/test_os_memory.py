@@ -50,7 +50,6 @@ def test_windows_reuse_blocks_and_release_unmaps_them(tiny_en_int8):
     after = os_memory.stats()
     # the second and third windows ask for the sizes the first one mapped
     assert after["blocks_reused"] - before["blocks_reused"] >= after["blocks_mapped"] - before["blocks_mapped"]
-    assert after["bytes_in_use"] == before["bytes_in_use"]  # the windows hold nothing any more
     kept = after["bytes_kept"]
     assert kept > 16 << 20  # an encoder window's working memory: tens of MB
     resident = anonymous_mib()
