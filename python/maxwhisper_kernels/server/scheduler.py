@@ -182,13 +182,18 @@ class Scheduler:
                 self._finish(job, error=error)
             self.metrics.set_active(len(self._active))
             return
+        finished = []
         for job in turn:
             self._publish(job)
             if job.transcription.done:
-                self._finish(job, result=job.transcription.result())
+                finished.append(job)
             else:
                 self._active.append(job)  # to the back: the others take their turns first
+        # The gauge first: a client that reads /metrics as soon as its answer arrives must not
+        # still be counted (the server test caught it counting the finished request).
         self.metrics.set_active(len(self._active))
+        for job in finished:
+            self._finish(job, result=job.transcription.result())
 
     @staticmethod
     def _publish(job: Job) -> None:
