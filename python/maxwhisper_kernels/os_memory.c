@@ -17,7 +17,7 @@
  *
  * A freed block is kept for reuse by later requests that fit in it (a graph asks for the
  * same sizes every run, so windows after the first fault in no new pages); a request that
- * none fits unmaps up to as many bytes of smaller kept blocks as it maps, and at most CACHE_LIMIT
+ * none fits unmaps up to as many kept bytes as it maps, and at most CACHE_LIMIT
  * bytes stay kept (the oldest go first). mt_release(keep) unmaps all but
  * the keep most recently freed bytes: the Python side calls it when a transcription ends
  * (keeping some for the next one, which would otherwise fault them in again) and, with
@@ -91,16 +91,15 @@ void *_ZN1M7AsyncRT15TCMallocGlobals6tc_newEmm(unsigned long alignment, unsigned
         take_kept(best);
         n_reused++;
     } else {
-        /* Nothing kept is large enough: unmap kept blocks smaller than this one, oldest
-           first, up to as many bytes as it maps, so that the memory mapped in all stays
-           near what is in use at once (tcmalloc would have merged such neighbours into
-           the larger block). Larger kept blocks stay: they serve the next window. */
+        /* Nothing kept is large enough (every kept block is smaller): unmap kept blocks,
+           oldest first, up to as many bytes as this one maps, so that the memory mapped in
+           all stays near what is in use at once (tcmalloc would have merged such
+           neighbours into the larger block). */
         size_t freed = 0;
-        while (freed < size) {
-            int oldest = -1;
-            for (int i = 0; i < n_kept; i++)
-                if (kept[i].size < size && (oldest < 0 || kept[i].last_use < kept[oldest].last_use)) oldest = i;
-            if (oldest < 0) break;
+        while (n_kept > 0 && freed < size) {
+            int oldest = 0;
+            for (int i = 1; i < n_kept; i++)
+                if (kept[i].last_use < kept[oldest].last_use) oldest = i;
             freed += kept[oldest].size;
             evicted[n_evicted++] = kept[oldest];
             take_kept(oldest);
