@@ -15,11 +15,37 @@ import numpy as np
 from .errors import CorruptWeightsError, WeightsFileNotFoundError
 
 
-def read_parts(paths: Sequence[Path]) -> memoryview:
-    """Read a file, or the concatenation of the parts it was split into, into one buffer."""
+def _check_parts_exist(paths: Sequence[Path]) -> None:
     for path in paths:
         if not path.is_file():
             raise WeightsFileNotFoundError(f"weights file not found: {path}")
+
+
+def _check_bounds(path: Path, offset: int, n: int, size: int, what: str, tensor: str | None) -> None:
+    """n bytes from offset must lie inside a file of size bytes."""
+    end = offset + n
+    if n < 0 or end > size:
+        raise CorruptWeightsError(
+            path,
+            f"truncated or corrupt: {what} needs bytes {offset}..{end} but the file has {size}",
+            tensor,
+        )
+
+
+class _Cursor:
+    """unpack() over a reader's take()."""
+
+    def take(self, n: int, what: str, tensor: str | None = None):
+        raise NotImplementedError
+
+    def unpack(self, fmt: str, what: str, tensor: str | None = None) -> tuple:
+        fmt = "<" + fmt
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt), what, tensor))
+
+
+def read_parts(paths: Sequence[Path]) -> memoryview:
+    """Read a file, or the concatenation of the parts it was split into, into one buffer."""
+    _check_parts_exist(paths)
     buffer = bytearray(sum(path.stat().st_size for path in paths))
     offset = 0
     for path in paths:
@@ -28,15 +54,13 @@ def read_parts(paths: Sequence[Path]) -> memoryview:
     return memoryview(buffer)
 
 
-class PartsReader:
+class PartsReader(_Cursor):
     """A cursor over a file, or the parts it was split into, read as it goes: tensors are read
     straight into arrays of their own, so loading never holds the whole file beside them (a
     72 MB tiny.en model.bin used to peak at twice its size while it was copied out)."""
 
     def __init__(self, paths: Sequence[Path], path: Path):
-        for part in paths:
-            if not part.is_file():
-                raise WeightsFileNotFoundError(f"weights file not found: {part}")
+        _check_parts_exist(paths)
         self.paths = list(paths)
         self.path = path
         self.size = sum(part.stat().st_size for part in paths)
@@ -53,16 +77,6 @@ class PartsReader:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _check(self, n: int, what: str, tensor: str | None) -> None:
-        end = self.offset + n
-        if n < 0 or end > self.size:
-            raise CorruptWeightsError(
-                self.path,
-                f"truncated or corrupt: {what} needs bytes {self.offset}..{end} "
-                f"but the file has {self.size}",
-                tensor,
-            )
-
     def _read_into(self, out: memoryview) -> None:
         done = 0
         while done < len(out):
@@ -76,14 +90,10 @@ class PartsReader:
         self.offset += len(out)
 
     def take(self, n: int, what: str, tensor: str | None = None) -> bytes:
-        self._check(n, what, tensor)
+        _check_bounds(self.path, self.offset, n, self.size, what, tensor)
         out = bytearray(n)
         self._read_into(memoryview(out))
         return bytes(out)
-
-    def unpack(self, fmt: str, what: str, tensor: str | None = None) -> tuple:
-        fmt = "<" + fmt
-        return struct.unpack(fmt, self.take(struct.calcsize(fmt), what, tensor))
 
     def take_array(
         self, size: int, dtype: str, shape: tuple[int, ...], tensor: str, byteorder: str = "<"
@@ -91,13 +101,13 @@ class PartsReader:
         """The next size bytes as a new array of shape (see decode_array)."""
         numpy_dtype = _storage_dtype(dtype, byteorder)
         _check_size(size, numpy_dtype, shape, self.path, dtype, tensor)
-        self._check(size, "the data", tensor)
+        _check_bounds(self.path, self.offset, size, self.size, "the data", tensor)
         array = np.empty(shape, numpy_dtype)
         self._read_into(memoryview(array.reshape(-1).view(np.uint8)))
         return _widen_bfloat16(array) if dtype == "bfloat16" else array
 
 
-class ByteReader:
+class ByteReader(_Cursor):
     """A cursor over a buffer whose every read checks that the bytes are there."""
 
     def __init__(self, data: memoryview, path: Path):
@@ -106,21 +116,10 @@ class ByteReader:
         self.offset = 0
 
     def take(self, n: int, what: str, tensor: str | None = None) -> memoryview:
-        end = self.offset + n
-        if n < 0 or end > len(self.data):
-            raise CorruptWeightsError(
-                self.path,
-                f"truncated or corrupt: {what} needs bytes {self.offset}..{end} "
-                f"but the file has {len(self.data)}",
-                tensor,
-            )
-        chunk = self.data[self.offset : end]
-        self.offset = end
+        _check_bounds(self.path, self.offset, n, len(self.data), what, tensor)
+        chunk = self.data[self.offset : self.offset + n]
+        self.offset += n
         return chunk
-
-    def unpack(self, fmt: str, what: str, tensor: str | None = None) -> tuple:
-        fmt = "<" + fmt
-        return struct.unpack(fmt, self.take(struct.calcsize(fmt), what, tensor))
 
 
 def decode_array(
