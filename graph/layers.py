@@ -34,15 +34,18 @@ class Weights:
         return Weight(name, dtype, list(shape), self.device)
 
 
-def linear(x: TensorValue, w: Weights, name: str, d_in: int, d_out: int, bias: bool = True):
-    """x @ W^T + b for a torch-style Linear(d_in, d_out)."""
+def linear(x: TensorValue, w: Weights, name: str, d_in: int, d_out: int, bias: bool = True, gelu: bool = False):
+    """x @ W^T + b for a torch-style Linear(d_in, d_out), then GELU if asked (inside the
+    int8 GEMM, which spares the product's buffer; a separate op on the other paths)."""
     if w.matrix_dtype is None:
         y = x @ w(f"{name}.weight", d_in, d_out)
-        return y + w(f"{name}.bias", d_out) if bias else y
-    weight, scale, b = projection(w, name, d_in, d_out, bias)
-    if scale is not None:
-        return custom_ops.matmul_int8(x, weight, scale, b)
-    return custom_ops.linear(x, weight, b)
+        y = y + w(f"{name}.bias", d_out) if bias else y
+    else:
+        weight, scale, b = projection(w, name, d_in, d_out, bias)
+        if scale is not None:
+            return custom_ops.matmul_int8(x, weight, scale, b, gelu=gelu)
+        y = custom_ops.linear(x, weight, b)
+    return ops.gelu(y) if gelu else y
 
 
 def projection(w: Weights, name: str, d_in: int, d_out: int, bias: bool = True):
@@ -111,7 +114,7 @@ def add_layer_norm(x: TensorValue, residual: TensorValue, w: Weights, name: str,
 
 
 def mlp(x: TensorValue, w: Weights, name: str, d: int) -> TensorValue:
-    h = ops.gelu(linear(x, w, f"{name}.0", d, 4 * d))
+    h = linear(x, w, f"{name}.0", d, 4 * d, gelu=True)
     return linear(h, w, f"{name}.2", 4 * d, d)
 
 

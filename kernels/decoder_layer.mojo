@@ -8,10 +8,9 @@
 #        its keys and values float32, or int8 with row scales attention_int8kv.mojo)
 #   x2 = x1 + c @ Wco^T + bco,   h2 = LN_mlp(x2)
 #   x3 = x2 + GELU(h2 @ W1^T + b1) @ W2^T + b2,   h3 = LN_next(x3)
-# Outputs x3 and h3 (the next block's normed input). GELU is the exact form,
-# x/2 (1 + erf(x / sqrt 2)), in the float32 operations MAX's ops.gelu uses
-# (a division by sqrt 2, not a product with its inverse, and std's erf): the
-# int8 mode quantizes GELU's output, so one bit there can move a whole step.
+# Outputs x3 and h3 (the next block's normed input). GELU is the exact form
+# in MAX's own float32 operations (gelu.mojo): the int8 mode quantizes GELU's
+# output, so one bit there can move a whole step.
 # Inputs, all row-major: x, h [M, d]; per matrix its weights and bias, float32
 # or float16 [N, K] (linear.mojo) or int8 packed for matmul_int8.mojo with a
 # scale per output channel (float matrices get [0] scales); qkv is q, k and v
@@ -32,7 +31,7 @@ import extensibility
 from extensibility import InputTensor, OutputTensor, _MutableInputTensor
 from max.algorithm.backend.cpu.parallelize import parallelize
 from max.gpu.host import DeviceContext
-from std.math import ceildiv, erf
+from std.math import ceildiv
 from std.memory import Pointer
 from std.memory.alloc import unsafe_alloc
 from std.runtime import parallelism_level
@@ -44,6 +43,7 @@ from .layernorm import add_layernorm_cpu
 from .linear import linear_cpu
 from .matmul_int8 import _path, matmul_int8_cpu, quantized_words
 from .strides import Strides
+from .gelu import gelu
 from .team import Team
 
 comptime F32 = DType.float32
@@ -54,11 +54,6 @@ comptime W = simd_width_of[F32]()
 comptime TEAM_ROWS = 64
 comptime PHASES = 32  # at most 20 in a block: 6 projections x 2, 2 + 2 attention, 3 norms, GELU
 comptime GELU_CHUNK = 1024  # values per GELU work item
-
-
-@always_inline
-def _gelu(x: SIMD[F32, W]) -> SIMD[F32, W]:
-    return 0.5 * x * (1 + erf(x / 1.4142135623730951))
 
 
 @extensibility.register("decoder_layer")
@@ -242,17 +237,17 @@ struct DecoderLayer:
             project(ho, fc1_wp, fc1_sp, fc1_bp, hidden, d, d_mlp, team)
             var n = M * d_mlp
 
-            def gelu(item: Int) {hidden, n}:
+            def apply_gelu(item: Int) {hidden, n}:
                 var e = item * GELU_CHUNK
                 var stop = min(n, e + GELU_CHUNK)
                 while e + W <= stop:
-                    hidden.unsafe_store(e, _gelu(hidden.unsafe_load[width=W](e)))
+                    hidden.unsafe_store(e, gelu(hidden.unsafe_load[width=W](e)))
                     e += W
                 while e < stop:
-                    hidden.unsafe_store(e, _gelu(SIMD[F32, W](hidden.unsafe_load(e)))[0])
+                    hidden.unsafe_store(e, gelu(SIMD[F32, W](hidden.unsafe_load(e)))[0])
                     e += 1
 
-            team.items(ceildiv(n, GELU_CHUNK), gelu)
+            team.items(ceildiv(n, GELU_CHUNK), apply_gelu)
             project(hidden, fc2_wp, fc2_sp, fc2_bp, proj, d_mlp, d, team)
             add_layernorm_cpu(xo, proj, ho, xo, next_g, next_b, M, d, eps, team)
 

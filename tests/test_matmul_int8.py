@@ -9,9 +9,11 @@ from hypothesis import strategies as st
 
 import reference
 from maxwhisper_kernels import ops
+from maxwhisper_kernels.build import kernel_library
 from maxwhisper_kernels.int8_layout import pack_int8_matrix
 from maxwhisper_kernels.graph.parameters import quantize_rows
 from strategies import arrays
+from whisper_reference import gelu
 
 PATHS = ["native", "vnni", "avx2", "portable"]
 
@@ -74,6 +76,37 @@ def test_paths_agree_bit_for_bit(m, k):
     outs = [ops.matmul_int8(x, packed, scale, bias, isa=isa) for isa in PATHS]
     for out in outs[1:]:
         np.testing.assert_array_equal(out, outs[0])
+
+
+@pytest.mark.parametrize("isa", PATHS)
+def test_fused_gelu_is_maxs_gelu_bit_for_bit(isa):
+    """gelu=True (the int8 encoder's first MLP matrix) gives exactly MAX's ops.gelu on the
+    op's plain result, on every path, and the exact GELU of the integer reference."""
+    from max.dtype import DType
+    from max.graph import DeviceRef, Graph, TensorType
+    from max.graph import ops as graph_ops
+
+    from maxwhisper_kernels import custom_ops
+    from maxwhisper_kernels.cpu_device import cpu_session
+
+    rng = np.random.default_rng(11)
+    m, k, n = 70, 384, 200  # 70 rows: AMX blocks and a partial tile on every path
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    values = rng.integers(-127, 128, (n, k)).astype(np.int8)
+    scale = rng.uniform(1e-4, 1e-3, n).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    packed = pack_int8_matrix(values)
+    device = DeviceRef.CPU()
+    types = [TensorType(DType.from_numpy(a.dtype), list(a.shape), device) for a in (x, packed, scale, bias)]
+    with Graph(f"gelu_{isa}", input_types=types, custom_extensions=[kernel_library()]) as graph:
+        args = [value.tensor for value in graph.inputs]
+        fused = custom_ops.matmul_int8(*args, isa=isa, gelu=True)
+        graph.output(fused, graph_ops.gelu(custom_ops.matmul_int8(*args, isa=isa)))
+    fused, separate = (out.to_numpy() for out in cpu_session().load(graph).execute(x, packed, scale, bias))
+    assert (fused < 0).any() and (fused > 1).any()  # both of GELU's regimes are exercised
+    np.testing.assert_array_equal(fused, separate)
+    plain = reference.matmul_int8(x, values, scale, bias).astype(np.float64)
+    np.testing.assert_allclose(fused, gelu(plain), rtol=1e-5, atol=1e-6)
 
 
 def test_close_to_float_product():

@@ -152,11 +152,14 @@ def matmul_int8(
     weight_scale: TensorValue,
     bias: TensorValue | None = None,
     isa: str = "native",
+    gelu: bool = False,
 ) -> TensorValue:
     """x @ W^T + bias with W = weight_scale[:, None] * int8 values, weight
     packed by int8_layout.pack_int8_matrix; x (any rank, float32) is quantized per
     row to int8 inside the op (kernels/matmul_int8.mojo). isa "vnni", "avx2"
-    or "portable" forces that inner product (tests); "native" picks the best."""
+    or "portable" forces that inner product (tests); "native" picks the best.
+    gelu: the op applies GELU to its result (the bits of ops.gelu), so the
+    product never needs a buffer of its own."""
     rows = _rows(x)
     if bias is None:
         bias = ops.constant(np.zeros(0, np.float32), DType.float32, x.device)
@@ -166,7 +169,7 @@ def matmul_int8(
         device=x.device,
         values=[rows, weight, weight_scale, bias],
         out_types=[TensorType(DType.float32, [rows.shape[0], n], x.device)],
-        parameters={"isa": isa},
+        parameters={"isa": isa, "gelu": bool(gelu)},
     )[0].tensor
     return ops.reshape(y, [*x.shape[:-1], n])
 

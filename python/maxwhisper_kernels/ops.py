@@ -310,12 +310,13 @@ def matmul_int8(
     weight_scale: np.ndarray,
     bias: np.ndarray | None = None,
     isa: str = "native",
+    gelu: bool = False,
 ) -> np.ndarray:
     """x [M, K] @ W^T + bias for W = weight_scale[:, None] * values, packed
     = pack_int8_matrix(values); x is quantized per row to int8 in the op.
     isa: "native", or "vnni" / "avx2" / "portable" to force that path
     ("native" takes AMX where the CPU and OS allow it, else VNNI, AVX2 or
-    portable code)."""
+    portable code). gelu: GELU (the exact form) applied to the result in the op."""
     x = _float32("x", x, 2)
     weight_scale = _float32("weight_scale", weight_scale, 1)
     n = weight_scale.shape[0]
@@ -331,8 +332,8 @@ def matmul_int8(
         raise ValueError(f"x {x.shape} must not be empty")
     if isa not in ("native", "vnni", "avx2", "portable"):
         raise ValueError(f"isa must be 'native', 'vnni', 'avx2' or 'portable', got {isa!r}")
-    body = functools.partial(custom_ops.matmul_int8, isa=isa)
-    return _run(f"matmul_int8_{isa}", body, x, packed, weight_scale, bias)[0]
+    body = functools.partial(custom_ops.matmul_int8, isa=isa, gelu=gelu)
+    return _run(f"matmul_int8_{isa}{'_gelu' if gelu else ''}", body, x, packed, weight_scale, bias)[0]
 
 
 def log_mel_spectrogram(audio: np.ndarray, n_mels: int = 80, padding: int = 0) -> np.ndarray:
