@@ -7,6 +7,7 @@ with it, as every test does)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
@@ -42,6 +43,10 @@ def test_installed_in_the_test_process():
 @needs_compiler
 def test_windows_reuse_blocks_and_release_unmaps_them(tiny_en_int8):
     mel = np.random.default_rng(0).standard_normal((1, 80, 3000)).astype(np.float32)
+    # Earlier tests' tensors caught in reference cycles would otherwise be freed whenever the
+    # collector happens to run, in the middle of the counts below (a suite run saw 3.3 MB
+    # arrive between reading bytes_kept and releasing).
+    gc.collect()
     os_memory.release()
     before = os_memory.stats()
     for _ in range(3):
@@ -53,10 +58,11 @@ def test_windows_reuse_blocks_and_release_unmaps_them(tiny_en_int8):
     kept = after["bytes_kept"]
     assert kept > 16 << 20  # an encoder window's working memory: tens of MB
     resident = anonymous_mib()
-    assert os_memory.release() == kept
+    released = os_memory.release()
+    assert released >= kept  # everything kept goes (and whatever was freed since)
     assert os_memory.stats()["bytes_kept"] == 0
     # the kernel's count of this process's anonymous memory fell by what was unmapped
-    assert resident - anonymous_mib() > 0.8 * kept / 2**20
+    assert resident - anonymous_mib() > 0.8 * released / 2**20
 
 
 @needs_compiler

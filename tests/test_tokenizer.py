@@ -8,9 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+import tiktoken
 from hypothesis import given
 from hypothesis import strategies as st
 
+from clips import SHARED_AUDIO
 from maxwhisper_kernels.tokenizer import LANGUAGES, default_vocab_dir, get_tokenizer
 
 TINY_EN_DIR = default_vocab_dir(multilingual=False)
@@ -218,18 +220,94 @@ def test_tokenizers_are_cached():
     assert get_tokenizer(False) is get_tokenizer(False, vocab_dir=TINY_EN_DIR)
 
 
-@given(st.lists(st.sampled_from([*"ab <|>é-'\n", "<|endoftext|>"]), max_size=40).map("".join))
-def test_encode_matches_tiktoken_with_its_special_token_check(text):
-    # Tokenizer.encode skips tiktoken's check for text without "<|"; the answer, ids or the
-    # refusal of a special token's text, must be tiktoken's own
-    tokenizer = get_tokenizer(multilingual=False)
-    try:
-        expected = tokenizer.encoding.encode(text)
-    except ValueError:
-        with pytest.raises(ValueError):
-            tokenizer.encode(text)
-        return
-    assert tokenizer.encode(text) == expected
+def tiktoken_of(vocab_dir: Path, multilingual: bool) -> tiktoken.Encoding:
+    """tiktoken's encoder on the same ranks and special tokens: the reference for ours
+    (byte_pairs.py), which openai-whisper's tokenizer is built on."""
+    from maxwhisper_kernels import vocabulary
+
+    tokens = vocabulary.read_token_strings(vocab_dir)
+    n = tokens.index("<|endoftext|>")
+    specials = vocabulary.special_token_names(99)
+    return tiktoken.Encoding(
+        name="reference",
+        pat_str=vocabulary.GPT2_PATTERN,
+        mergeable_ranks=dict(zip(vocabulary.token_bytes(tokens[:n], vocab_dir), range(n))),
+        special_tokens={name: n + k for k, name in enumerate(specials)},
+    )
+
+
+@pytest.fixture(scope="module")
+def references(multilingual_dir):
+    """(our encoding, tiktoken's) for GPT-2's vocabulary and the multilingual-shaped one."""
+    return [
+        (get_tokenizer(False).encoding, tiktoken_of(TINY_EN_DIR, False)),
+        (get_tokenizer(True, vocab_dir=multilingual_dir).encoding, tiktoken_of(multilingual_dir, True)),
+    ]
+
+
+def dev_transcripts() -> list[str]:
+    table = SHARED_AUDIO / "dev" / "transcripts.tsv"
+    if not table.is_file():
+        pytest.skip(f"{table} is missing")
+    return [line.split("\t")[-1] for line in table.read_text(encoding="utf-8").splitlines()]
+
+
+# Pieces that stress the pre-tokenizer: contractions, digits, symbols, runs of spaces and
+# newlines before text, scripts without spaces, combining marks, emoji, a lone surrogate.
+AWKWARD = [
+    "'s'S'll'VE I'm", "  x  \n\n  y\t\tz   ", "3.14159 1,000,000 ١٢٣ ²³ Ⅻ", " -", " '", "a\u0301e\u0301",
+    "「こんにちは」日本語のテキスト", "한국어 Привет, мир! ♪♪♪ ♩♫", "\U0001F600😀👍🏽\u2028x", "lone \ud800 half",
+    # long pieces, which the encoder joins through a heap: symbols, unspaced Chinese, spaces
+    "=-" * 700, "我们今天讨论的是语音识别模型在长篇音频上的表现以及它的速度" * 30, " " * 3000 + "x",
+]
+
+
+def test_encodes_as_tiktoken_on_real_and_awkward_text(references):
+    texts = [*dev_transcripts(), *AWKWARD]
+    for ours, theirs in references:
+        for text in texts:
+            assert ours.encode_ordinary(text) == theirs.encode_ordinary(text), text
+            assert ours.encode(text) == theirs.encode(text), text
+
+
+@given(st.text(alphabet=st.characters(codec=None), max_size=60))
+def test_encodes_as_tiktoken_on_any_text(references, text):
+    for ours, theirs in references:
+        ids = theirs.encode_ordinary(text)
+        assert ours.encode_ordinary(text) == ids
+        assert ours.decode(ids) == theirs.decode(ids)
+
+
+def test_decodes_as_tiktoken_every_token(references):
+    for ours, theirs in references:
+        every = list(range(theirs.n_vocab))
+        assert ours.n_vocab == theirs.n_vocab
+        assert ours.decode_bytes(every) == theirs.decode_bytes(every)
+        assert ours.decode([300, 2000, ours.eot_token]) == theirs.decode([300, 2000, theirs.eot_token])
+
+
+@given(st.lists(st.sampled_from([*"ab <|>é-'\n", "<|endoftext|>", "<|0.00|>", "<|en|>"]), max_size=40).map("".join))
+def test_special_tokens_as_tiktoken(text):
+    # the same ids, or the same refusal of text that spells a special token, for each way
+    # of allowing them
+    ours = get_tokenizer(multilingual=False)
+    theirs = tiktoken_of(TINY_EN_DIR, False)
+    for options in ({}, {"allowed_special": "all"}, {"allowed_special": {"<|endoftext|>"}}, {"disallowed_special": ()}):
+        try:
+            expected = theirs.encode(text, **options)
+        except ValueError:
+            with pytest.raises(ValueError, match="special token"):
+                ours.encode(text, **options)
+            continue
+        assert ours.encode(text, **options) == expected
+
+
+def test_unknown_token_ids_raise(tiny_en):
+    for bad in (-1, tiny_en.encoding.n_vocab):
+        with pytest.raises(KeyError, match=f"token id {bad} is not in the vocabulary"):
+            tiny_en.decode_with_timestamps([5, bad])
+    with pytest.raises(KeyError):
+        tiny_en.encoding.encode_single_token("not one token at all")
 
 
 def test_vocabulary_with_a_non_byte_level_token_names_the_file(tmp_path):

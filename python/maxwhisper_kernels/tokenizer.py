@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
 
-import tiktoken
-
+from .byte_pairs import BytePairEncoding
 from .languages import LANGUAGES, TO_LANGUAGE_CODE, language_code
 from .vocabulary import build_encoding, default_vocab_dir
 
@@ -47,7 +46,7 @@ _MUSIC_SIGNS = "♩♪♫♬♭♮♯"
 
 @dataclass
 class Tokenizer:
-    encoding: tiktoken.Encoding
+    encoding: BytePairEncoding
     num_languages: int
     language: str | None = None
     task: str | None = None
@@ -80,14 +79,9 @@ class Tokenizer:
         self.sot_sequence = tuple(prompt)
 
     def encode(self, text: str, **kwargs) -> list[int]:
-        """Token ids of text; like tiktoken, text that spells a special token is refused unless
-        kwargs allow it. Every Whisper special token starts with "<|", so text without that
-        skips tiktoken's check, whose first use compiles a pattern of all 1600 specials
-        (about a second)."""
-        encoding = self.encoding
-        if kwargs or "<|" in text:
-            return encoding.encode(text, **kwargs)
-        return encoding.encode_ordinary(text)
+        """Token ids of text; text that spells a special token is refused unless kwargs
+        (allowed_special, disallowed_special) allow it, as tiktoken does."""
+        return self.encoding.encode(text, **kwargs)
 
     def decode(self, token_ids: list[int], **kwargs) -> str:
         """Text of token ids; timestamp tokens are left out (decode_with_timestamps keeps

@@ -1,9 +1,9 @@
-"""Whisper's vocabulary as a tiktoken encoding, built offline from a checkpoint's own files.
+"""Whisper's vocabulary as a byte-pair encoding, built offline from a checkpoint's own files.
 
 openai-whisper ships tiktoken rank files; checkpoints carry the same vocabulary as
 ``vocabulary.json``, ``vocabulary.txt`` or ``tokenizer.json``: GPT-2 byte-level BPE strings in
-id order, where a token's id is also the merge rank tiktoken needs. The special tokens follow
-the ordinary ones, in an order fixed by the number of languages.
+id order, where a token's id is also its merge rank. The special tokens follow the ordinary
+ones, in an order fixed by the number of languages.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-import tiktoken
-
+from .byte_pairs import BytePairEncoding
 from .languages import LANGUAGES
 
 # GPT-2's pre-tokenizer: contractions, letters, digits, other symbols, whitespace.
@@ -134,18 +133,18 @@ def _check_layout(
 
 
 @functools.cache
-def build_encoding(vocab_dir: Path, multilingual: bool, num_languages: int) -> tiktoken.Encoding:
-    """The tiktoken encoding of the vocabulary in vocab_dir (built once per process)."""
+def build_encoding(vocab_dir: Path, multilingual: bool, num_languages: int) -> BytePairEncoding:
+    """The encoding of the vocabulary in vocab_dir (built once per process)."""
     tokens = read_token_strings(vocab_dir)
     n_ordinary = _check_layout(vocab_dir, tokens, multilingual, num_languages)
     ranks = dict(zip(token_bytes(tokens[:n_ordinary], vocab_dir), range(n_ordinary)))
     specials = special_token_names(num_languages)
-    return tiktoken.Encoding(
+    return BytePairEncoding(
         name=f"whisper-{'multilingual' if multilingual else 'gpt2'}-{num_languages}",
-        explicit_n_vocab=n_ordinary + len(specials),
-        pat_str=GPT2_PATTERN,
-        mergeable_ranks=ranks,
+        pattern=GPT2_PATTERN,
+        ranks=ranks,
         special_tokens={name: n_ordinary + k for k, name in enumerate(specials)},
+        n_vocab=n_ordinary + len(specials),
     )
 
 
