@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from harness import DEVICE, Case, Contender, compile_graph, isa_tag, max_contender, run
 from max.dtype import DType
-from max.graph import TensorType
+from max.graph import TensorType, ops
 from maxwhisper_kernels import custom_ops
 from maxwhisper_kernels.graph.parameters import quantize_rows
 from maxwhisper_kernels.int8_layout import pack_int8_matrix
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from whisper_reference import gelu  # noqa: E402  (the exact GELU, in float64)
 
 ROWS = 1500
 # name: (d_in, d_out) of tiny.en's encoder layers (d = 384); --base adds base's (d = 512)
@@ -47,6 +51,9 @@ NOTES = [
     "Linux grants the tiles, else VNNI. The VNNI path row is the same kernel with vpdpbusd forced.",
     "int8 (AVX2 path) is the same kernel with the vpmaddubsw/vpmaddwd inner product forced: on an "
     "AVX-512 machine it shows that path's speed with 16 of 32 vector registers, not a Zen 3's.",
+    "'+ GELU' cases: the MLP's first matrix as the int8 encoder runs it, GELU fused into the op "
+    "(gelu=True, over each work item's block) against the same op followed by MAX's ops.gelu "
+    "(the graph before round 22: two 1500 x N buffers) and MAX's matmul + gelu in float32.",
 ]
 
 
@@ -70,6 +77,15 @@ def make_cases(shapes: dict[str, tuple[int, int]]) -> list[Case]:
         types(TensorType(DType.float32, ["K", "N"], DEVICE), TensorType(DType.float32, ["N"], DEVICE)),
         lambda x, w, b: x @ w + b,
     )
+    with_gelu = {
+        "fused": compile_graph("bench_matmul_int8_gelu", int8_types, functools.partial(custom_ops.matmul_int8, gelu=True), custom=True),
+        "then": compile_graph("bench_matmul_int8_then_gelu", int8_types, lambda *a: ops.gelu(custom_ops.matmul_int8(*a)), custom=True),
+        "max": compile_graph(
+            "bench_matmul_max_gelu",
+            types(TensorType(DType.float32, ["K", "N"], DEVICE), TensorType(DType.float32, ["N"], DEVICE)),
+            lambda x, w, b: ops.gelu(x @ w + b),
+        ),
+    }
     rng = np.random.default_rng(0)
     cases = []
     for name, (k, n) in shapes.items():
@@ -90,6 +106,14 @@ def make_cases(shapes: dict[str, tuple[int, int]]) -> list[Case]:
             label = f"int8 GEMM, {path.upper()} path"
             case.contenders.insert(1 + i, max_contender(label, f"custom_{path}", graph, x, packed, scale, bias))
         cases.append(case)
+        if "MLP up" in name:
+            fused = Case(f"{name} + GELU", case.shape, case.work, "flop", gelu(case.expected))
+            fused.contenders = [
+                max_contender("int8 GEMM, GELU fused", "custom", with_gelu["fused"], x, packed, scale, bias),
+                max_contender("int8 GEMM, then ops.gelu", "custom_then_gelu", with_gelu["then"], x, packed, scale, bias),
+                max_contender("MAX matmul f32 + gelu", "max", with_gelu["max"], x, wt, bias),
+            ]
+            cases.append(fused)
     return cases
 
 
