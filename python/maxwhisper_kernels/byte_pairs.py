@@ -19,6 +19,7 @@ characters of a prompt never show.
 from __future__ import annotations
 
 import heapq
+import os
 from collections.abc import Collection, Iterable
 
 import regex
@@ -42,6 +43,8 @@ class BytePairEncoding:
         for name_, rank in special_tokens.items():
             self._bytes[rank] = name_.encode()
         self._special_pattern: regex.Pattern | None = None  # compiled on first need
+        # text without the specials' common opening ("<|" for Whisper's) spells none of them
+        self._special_opening = os.path.commonprefix(list(special_tokens))
 
     @property
     def eot_token(self) -> int:
@@ -133,12 +136,13 @@ class BytePairEncoding:
         return out
 
     def _specials_in(self, text: str) -> list[regex.Match]:
-        """Where text spells special tokens, left to right. No special token's name holds
-        "|>", so at most one can start at a place."""
-        if "<|" not in text:  # every Whisper special token opens with it
+        """Where text spells special tokens, left to right (the longest where two start at
+        one place; Whisper's never do)."""
+        if self._special_opening not in text:
             return []
         if self._special_pattern is None:
-            self._special_pattern = regex.compile("|".join(map(regex.escape, self._special_tokens)))
+            names = sorted(self._special_tokens, key=len, reverse=True)
+            self._special_pattern = regex.compile("|".join(map(regex.escape, names)))
         return list(self._special_pattern.finditer(text))
 
     def encode_single_token(self, text_or_bytes: str | bytes) -> int:
