@@ -69,6 +69,17 @@ static void take_kept(int i) {
     kept[i] = kept[--n_kept];
 }
 
+/* Takes the least recently freed kept block off the list (n_kept > 0, lock held); the caller
+   unmaps it once the lock is released. */
+static struct block take_oldest_kept(void) {
+    int oldest = 0;
+    for (int i = 1; i < n_kept; i++)
+        if (kept[i].last_use < kept[oldest].last_use) oldest = i;
+    struct block taken = kept[oldest];
+    take_kept(oldest);
+    return taken;
+}
+
 void *_ZN1M7AsyncRT15TCMallocGlobals6tc_newEmm(unsigned long alignment, unsigned long bytes) {
     if (bytes < BIG_BLOCK || alignment > 4096) return real_new(alignment, bytes);
     size_t size = (bytes + 4095) & ~(size_t)4095;
@@ -97,12 +108,8 @@ void *_ZN1M7AsyncRT15TCMallocGlobals6tc_newEmm(unsigned long alignment, unsigned
            neighbours into the larger block). */
         size_t freed = 0;
         while (n_kept > 0 && freed < size) {
-            int oldest = 0;
-            for (int i = 1; i < n_kept; i++)
-                if (kept[i].last_use < kept[oldest].last_use) oldest = i;
-            freed += kept[oldest].size;
-            evicted[n_evicted++] = kept[oldest];
-            take_kept(oldest);
+            evicted[n_evicted] = take_oldest_kept();
+            freed += evicted[n_evicted++].size;
         }
         n_unmapped += n_evicted;
     }
@@ -149,13 +156,8 @@ void _ZN1M7AsyncRT15TCMallocGlobals9tc_deleteEPv(void *pointer) {
         if (freed.size > CACHE_LIMIT) {
             evicted[n_evicted++] = freed;
         } else {
-            while (n_kept > 0 && (n_kept == MAX_KEPT || kept_bytes + freed.size > CACHE_LIMIT)) {
-                int oldest = 0;
-                for (int i = 1; i < n_kept; i++)
-                    if (kept[i].last_use < kept[oldest].last_use) oldest = i;
-                evicted[n_evicted++] = kept[oldest];
-                take_kept(oldest);
-            }
+            while (n_kept > 0 && (n_kept == MAX_KEPT || kept_bytes + freed.size > CACHE_LIMIT))
+                evicted[n_evicted++] = take_oldest_kept();
             freed.last_use = ++tick;
             kept[n_kept++] = freed;
             kept_bytes += freed.size;
@@ -187,12 +189,8 @@ long long mt_release(long long keep) {
     long long bytes = 0;
     pthread_mutex_lock(&lock);
     while (n_kept > 0 && (long long)kept_bytes > keep) {
-        int oldest = 0;
-        for (int i = 1; i < n_kept; i++)
-            if (kept[i].last_use < kept[oldest].last_use) oldest = i;
-        gone[n_gone++] = kept[oldest];
-        bytes += (long long)kept[oldest].size;
-        take_kept(oldest);
+        gone[n_gone] = take_oldest_kept();
+        bytes += (long long)gone[n_gone++].size;
     }
     n_unmapped += n_gone;
     pthread_mutex_unlock(&lock);
