@@ -43,7 +43,7 @@ from .layernorm import add_layernorm_cpu
 from .linear import linear_cpu
 from .matmul_int8 import _path, matmul_int8_cpu, quantized_words
 from .strides import Strides
-from .gelu import gelu
+from .gelu import gelu_span
 from .team import Team
 
 comptime F32 = DType.float32
@@ -238,14 +238,7 @@ struct DecoderLayer:
             var n = M * d_mlp
 
             def apply_gelu(item: Int) {hidden, n}:
-                var e = item * GELU_CHUNK
-                var stop = min(n, e + GELU_CHUNK)
-                while e + W <= stop:
-                    hidden.unsafe_store(e, gelu(hidden.unsafe_load[width=W](e)))
-                    e += W
-                while e < stop:
-                    hidden.unsafe_store(e, gelu(SIMD[F32, W](hidden.unsafe_load(e)))[0])
-                    e += 1
+                gelu_span(hidden, item * GELU_CHUNK, min(n, (item + 1) * GELU_CHUNK))
 
             team.items(ceildiv(n, GELU_CHUNK), apply_gelu)
             project(hidden, fc2_wp, fc2_sp, fc2_bp, proj, d_mlp, d, team)
