@@ -354,6 +354,9 @@ def load_model(
         accelerator = None
     else:
         raise ValueError(f"device {device!r} is not supported: use 'cpu', 'gpu' or 'cuda'")
+    # Importing MAX left ~110 MB of its libraries' start-up code resident; dropped before the
+    # weights arrive, it is not part of the load's peak (os_memory.release_file_pages).
+    os_memory.release_file_pages()
     checkpoint = load_checkpoint(name_or_path)
     if accelerator is None:
         session = cpu_session(num_threads)
@@ -364,6 +367,7 @@ def load_model(
     model = Whisper(checkpoint, session, compute_type, accelerator)
     del checkpoint  # the graphs hold their own copies of its arrays: free them before the trim
     # Loading freed many heap chunks (the checkpoint's arrays, quantization and packing
-    # temporaries) that glibc would keep: 42 MB (int8) or 23 MB (default) for tiny.en.
+    # temporaries) that glibc would keep: 42 MB (int8) or 23 MB (default) for tiny.en; and
+    # initialising the graphs read ~36 MB of library pages that transcribing does not use.
     os_memory.release()
     return model
