@@ -233,6 +233,7 @@ def main(argv=None) -> int:
                 "cpu_s": reply["cpu_s"],
                 "others_cpu_s": reply["others_cpu_s"],
                 "peak_rss_mib": reply["peak_rss_mib"],
+                "file_rss_mib": reply.get("file_rss_mib"),
                 "wer": common.wer(clip.reference, reply["text"]),
                 "text": reply["text"],
             }
@@ -316,6 +317,7 @@ def aggregate(runs: list[dict], clips, per_system: dict) -> list[dict]:
             "wer": statistics.median(r["wer"] for r in reps.values()),
             "texts_identical": len({r["text"] for r in reps.values()}) == 1,
             "peak_rss_mib": max(r["peak_rss_mib"] for r in reps.values()),
+            "file_rss_mib": max((r.get("file_rss_mib") or 0) for r in reps.values()),
             "others_cpu_cores": statistics.median(r["others_cpu_s"] / r["seconds"] for r in reps.values()),
         }
         for ref, key in ((FW32, "vs_fw_fp32"), (FW8, "vs_fw_int8")):
@@ -381,7 +383,7 @@ def fmt_ratio(x) -> str:
 
 def table(report: dict) -> str:
     lines = [
-        "| system | beam | clip | processing s: median (min-max) | x real time | fw fp32 time / this | fw int8 time / this | WER | same text every repeat | peak RSS MiB | others' CPU (cores) |",
+        "| system | beam | clip | processing s: median (min-max) | x real time | fw fp32 time / this | fw int8 time / this | WER | same text every repeat | peak RSS MiB (of it file pages) | others' CPU (cores) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
@@ -390,7 +392,7 @@ def table(report: dict) -> str:
             f"| {r['system']} | {r['config']} | {r['clip']} | {s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f}) "
             f"| {r['x_real_time']:.1f} | {fmt_ratio(r['vs_fw_fp32'])} | {fmt_ratio(r['vs_fw_int8'])} "
             f"| {100 * r['wer']:.1f} % | {'yes' if r['texts_identical'] else 'no'} "
-            f"| {r['peak_rss_mib']:.0f} | {r['others_cpu_cores']:.2f} |"
+            f"| {r['peak_rss_mib']:.0f} ({r['file_rss_mib']:.0f}) | {r['others_cpu_cores']:.2f} |"
         )
     return "\n".join(lines)
 
@@ -434,7 +436,9 @@ def markdown(report: dict) -> str:
         "taken run by run in the same round (above 1: faster than faster-whisper), median over "
         "repeats. WER after Whisper's English normaliser (jiwer), median over repeats. Peak RSS: "
         "the process's peak resident memory during the run (the kernel's high-water mark, reset "
-        "before each run). Others' CPU: the CPU time that everything else on the machine used "
+        "before each run); in brackets the part of it mapped from files (libraries' code and "
+        "constants, which the kernel can take back at any time: RssFile after the run, largest over "
+        "repeats). Others' CPU: the CPU time that everything else on the machine used "
         "during the run (other people's jobs; the other workers sleep), in cores, median over repeats: "
         "above about 0.3 the run competed for the 2 cores.",
         "",

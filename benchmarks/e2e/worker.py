@@ -45,6 +45,18 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def file_rss_mib() -> float | None:
+    """The resident pages this process maps from files (libraries' code, read-only data)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("RssFile:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -184,6 +196,7 @@ def main() -> int:
                     "text": text,
                     "peak_rss_mib": peak_rss_mib(),
                     "peak_rss_exact": exact_peak,
+                    "file_rss_mib": file_rss_mib(),
                     "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 }
             ),
