@@ -2,6 +2,9 @@
 afterwards, gives the same results as the graph it was exported from, and a
 damaged file is replaced rather than trusted."""
 
+import os
+import time
+
 import numpy as np
 import pytest
 from max.driver import Buffer
@@ -84,3 +87,34 @@ def test_warm_model_load_compiles_nothing(tiny_en):
     np.testing.assert_array_equal(
         again.encode(mel).encoded.to_numpy(), tiny_en.encode(mel).encoded.to_numpy()
     )
+
+
+def test_store_keeps_the_most_recently_used_files_within_its_limit(store):
+    names = ["old", "older", "newest", "oldest"]
+    ages = [20, 30, 0, 40]  # hours since each file was last used
+    now = time.time()
+    for name, age in zip(names, ages):
+        path = store / f"{name}.mef"
+        path.write_bytes(b"x" * 1000)
+        os.utime(path, (now - age * 3600, now - age * 3600))
+    removed = graph_store.trim(store, 2500)
+    assert sorted(p.name for p in removed) == ["older.mef", "oldest.mef"]
+    assert sorted(p.name for p in store.glob("*.mef")) == ["newest.mef", "old.mef"]
+
+
+def test_a_load_marks_its_file_used_and_a_new_file_trims_the_store(store, monkeypatch):
+    calls: list[int] = []
+    graph_store.load_graph(session(), "affine", "v1", _affine_graph(calls))
+    (kept,) = store.glob("affine-*.mef")
+    long_ago = time.time() - 86400
+    os.utime(kept, (long_ago, long_ago))
+    graph_store.load_graph(session(), "affine", "v1", _affine_graph(calls))  # a hit
+    assert kept.stat().st_mtime > long_ago + 3600
+    stale = store / "stale-0.mef"
+    stale.write_bytes(b"x" * 1000)
+    os.utime(stale, (long_ago, long_ago))
+    # room for two files: compiling v2 must push out the stale one, not the one just used
+    monkeypatch.setattr(graph_store, "STORE_LIMIT_BYTES", 2 * kept.stat().st_size + 500)
+    graph_store.load_graph(session(), "affine", "v2", _affine_graph(calls))
+    assert calls == [1, 1]
+    assert not stale.exists() and kept.exists() and len(list(store.glob("affine-*.mef"))) == 2

@@ -15,6 +15,12 @@ the MAX version and the CPU's instruction-set flags (a cache directory shared
 between an AVX-512 and an AVX2 machine must not hand one the other's code).
 Weights are not compiled in: they are bound when the model is initialised.
 
+Every upgrade or kernel edit makes new keys, so the store would only grow (a tiny.en
+encoder is 10 MB; a day of kernel work left 800 MB). A load marks its file as used
+(its mtime), and each new file trims the store to STORE_LIMIT_BYTES by removing the
+files used longest ago. A file another process has loaded stays readable after its
+removal (its mapping holds the inode); at worst a later start compiles it again.
+
 `MAXWHISPER_GRAPH_CACHE` moves the store (default: maxwhisper/graphs under
 XDG_CACHE_HOME or ~/.cache); setting it to an empty string turns it off.
 """
@@ -40,6 +46,8 @@ log = logging.getLogger(__name__)
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _GRAPH_DIR = _PACKAGE_DIR.parent.parent / "graph"
+# Room for several versions of the graphs of a few models (tiny.en's three: 25 MB)
+STORE_LIMIT_BYTES = 512 << 20
 
 
 def store_dir() -> Path | None:
@@ -97,7 +105,9 @@ def load_graph(
         if path.exists():
             try:
                 compiled = session.compile(path)
-                return session.init(compiled, weights_registry=weights), False
+                model = session.init(compiled, weights_registry=weights)
+                _mark_used(path)
+                return model, False
             except Exception as error:  # a truncated or stale file: compile anew
                 log.warning("ignoring unusable compiled graph %s: %s", path, error)
                 path.unlink(missing_ok=True)
@@ -119,5 +129,33 @@ def _export(compiled, path: Path) -> None:
             os.replace(staging, path)
         finally:
             Path(staging).unlink(missing_ok=True)
+        trim(path.parent, STORE_LIMIT_BYTES)
     except OSError as error:  # a read-only cache only costs the next start time
         log.warning("could not store the compiled graph in %s: %s", path.parent, error)
+
+
+def _mark_used(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:  # a read-only store: its files are simply never trimmed by us
+        pass
+
+
+def trim(folder: Path, limit: int) -> list[Path]:
+    """Removes the stored graphs used longest ago until the rest fit in `limit` bytes;
+    returns what it removed."""
+    files = []
+    for path in folder.glob("*.mef"):
+        try:
+            info = path.stat()
+        except OSError:  # removed meanwhile by another process
+            continue
+        files.append((info.st_mtime, info.st_size, path))
+    files.sort(reverse=True)  # most recently used first
+    removed, total = [], 0
+    for _, size, path in files:
+        total += size
+        if total > limit:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
