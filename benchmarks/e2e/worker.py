@@ -34,27 +34,26 @@ def peak_rss_reset() -> bool:
         return False
 
 
-def peak_rss_mib() -> float:
+def _status_mib(field: str) -> float | None:
+    """A memory figure of /proc/self/status (Linux), in MiB."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def file_rss_mib() -> float | None:
-    """The resident pages this process maps from files (libraries' code, read-only data)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("RssFile:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
     return None
+
+
+def peak_rss_mib() -> float:
+    peak = _status_mib("VmHWM")
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if peak is None else peak
+
+
+def file_rss_mib() -> float | None:
+    """The resident pages this process maps from files (libraries' code, read-only data)."""
+    return _status_mib("RssFile")
 
 
 def cpu_seconds() -> float:
