@@ -118,3 +118,48 @@ def test_a_load_marks_its_file_used_and_a_new_file_trims_the_store(store, monkey
     graph_store.load_graph(session(), "affine", "v2", _affine_graph(calls))
     assert calls == [1, 1]
     assert not stale.exists() and kept.exists() and len(list(store.glob("affine-*.mef"))) == 2
+
+
+def test_a_miss_filled_by_another_process_is_loaded_not_built(store):
+    calls: list[int] = []
+
+    def elsewhere() -> bool:  # stands in for the child process: it stores the same graph
+        graph_store.load_graph(session(), "affine", "v1", _affine_graph([]))
+        return True
+
+    model, compiled_now = graph_store.load_graph(
+        session(), "affine", "v1", _affine_graph(calls), compile_elsewhere=elsewhere
+    )
+    assert compiled_now and calls == []  # compiled for this load, but not here
+    x = np.arange(4, dtype=np.float32)
+    np.testing.assert_array_equal(_run(model, x), 3 * x + 1)
+
+
+def test_compiled_here_when_the_other_process_could_not(store):
+    calls: list[int] = []
+    model, compiled_now = graph_store.load_graph(
+        session(), "affine", "v1", _affine_graph(calls), compile_elsewhere=lambda: False
+    )
+    assert compiled_now and calls == [1]
+
+
+def test_a_cold_model_load_compiles_in_a_child_process(tiny_en, tmp_path, monkeypatch):
+    # An empty store: the graphs come from a child process (quick: MAX's own cache holds
+    # them), and this process never builds one.
+    from maxwhisper_kernels import model as model_module
+
+    monkeypatch.setenv("MAXWHISPER_GRAPH_CACHE", str(tmp_path))
+    monkeypatch.delenv(graph_store.COMPILE_IN_PROCESS, raising=False)
+
+    def built_here(*args, **kwargs):
+        raise AssertionError("a graph was built in the calling process")
+
+    monkeypatch.setattr(model_module, "build_encoder", built_here)
+    monkeypatch.setattr(model_module, "build_decoder_step", built_here)
+    cold = model_module.load_model("tiny.en")
+    # the first miss started the child, which compiled the decoder too: it was then a hit
+    assert cold.compiled_now == ["encoder"]
+    stored = {path.name.rsplit("-", 1)[0] for path in tmp_path.glob("*.mef")}
+    assert {"whisper_encoder", "whisper_decoder"} <= stored
+    mel = np.random.default_rng(1).standard_normal((1, 80, 3000)).astype(np.float32)
+    np.testing.assert_array_equal(cold.encode(mel).encoded.to_numpy(), tiny_en.encode(mel).encoded.to_numpy())

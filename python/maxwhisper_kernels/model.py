@@ -27,7 +27,7 @@ from .graph import (
     exact_in_float16,
 )
 from .devices import DeviceUnavailableError, gpu_device, to_device, to_host  # noqa: F401 - callers catch it here
-from .graph_store import load_graph
+from .graph_store import compile_in_child, load_graph
 from .ops import log_mel_spectrogram
 from .weights import Checkpoint, load_checkpoint
 
@@ -210,24 +210,37 @@ class Whisper:
         device = self.device_ref
         self.session = session or InferenceSession(devices=[CPU()] if self.device.is_host else [CPU(), self.device])
         self.load_seconds: dict[str, float] = {}
-        self.compiled_now: list[str] = []  # graphs this load had to compile
+        self.compiled_now: list[str] = []  # graphs this load missed in the store and compiled (or had compiled)
+        self.compute_type = compute_type
+        self._compiled_in_child: bool | None = None  # not tried yet (_compile_in_child)
         int8 = compute_type == "int8"
         self.encoder = self._load(
             "encoder",
             lambda: build_encoder(self.dims, device, int8),
             "int8" if int8 else "",
             encoder_parameters(checkpoint, int8),
+            self._compile_in_child,
         )
         self.matrix_dtype = decoder_matrix_dtype(checkpoint, compute_type)
         self._decoder_parameters = decoder_parameters(checkpoint, self.matrix_dtype.to_numpy())
-        self.decoder = self._load("decoder", self._decoder_graph, "", self._decoder_parameters)
+        self.decoder = self._load("decoder", self._decoder_graph, "", self._decoder_parameters, self._compile_in_child)
         self._alignment_decoder: Model | None = None
         # Load the log-mel graph now, so the first transcription does not pay for it.
         start = time.perf_counter()
         log_mel_spectrogram(np.zeros(HOP_LENGTH, np.float32), self.dims.n_mels)
         self.load_seconds["log_mel"] = time.perf_counter() - start
 
-    def _load(self, name: str, build, flags: str, parameters: dict[str, np.ndarray]) -> Model:
+    def _compile_in_child(self) -> bool:
+        """On this load's first miss in the graph store: the model's graphs compiled by a
+        child process (graph_store.compile_in_child), once. CPU models only: a child would
+        open the GPU a second time."""
+        if self._compiled_in_child is None:
+            self._compiled_in_child = self.device.is_host and compile_in_child(
+                self.checkpoint.source, self.compute_type
+            )
+        return self._compiled_in_child
+
+    def _load(self, name: str, build, flags: str, parameters: dict[str, np.ndarray], compile_elsewhere=None) -> Model:
         def build_announced():
             # Said only when a compile really happens: a warm start is silent.
             print(f"maxwhisper: compiling the {name} graph (a minute or two, once per machine)", file=sys.stderr)
@@ -237,7 +250,9 @@ class Whisper:
         description = f"{self.dims!r} matrices={getattr(self, 'matrix_dtype', None)} {flags}"
         if not self.device.is_host:  # a stored graph runs only where it was compiled for
             description += f" device={self.device.api}:{self.device.architecture_name}"
-        model, compiled_now = load_graph(self.session, f"whisper_{name}", description, build_announced, parameters)
+        model, compiled_now = load_graph(
+            self.session, f"whisper_{name}", description, build_announced, parameters, compile_elsewhere
+        )
         if compiled_now:
             self.compiled_now.append(name)
         self.load_seconds[name] = time.perf_counter() - start
