@@ -143,7 +143,7 @@ def test_compiled_here_when_the_other_process_could_not(store):
     assert compiled_now and calls == [1]
 
 
-def test_a_cold_model_load_compiles_in_a_child_process(tiny_en, tmp_path, monkeypatch):
+def test_a_cold_model_load_compiles_in_a_child_process(tiny_en, tmp_path, monkeypatch, capfd):
     # An empty store: the graphs come from a child process (quick: MAX's own cache holds
     # them), and this process never builds one.
     from maxwhisper_kernels import model as model_module
@@ -159,6 +159,10 @@ def test_a_cold_model_load_compiles_in_a_child_process(tiny_en, tmp_path, monkey
     cold = model_module.load_model("tiny.en")
     # the first miss started the child, which compiled the decoder too: it was then a hit
     assert cold.compiled_now == ["encoder"]
+    # the child's messages reach the user on stderr; stdout (a CLI's transcript, a
+    # worker's protocol) gets nothing from it
+    out, err = capfd.readouterr()
+    assert "compiling the decoder graph" in err and out == ""
     stored = {path.name.rsplit("-", 1)[0] for path in tmp_path.glob("*.mef")}
     assert {"whisper_encoder", "whisper_decoder"} <= stored
     mel = np.random.default_rng(1).standard_normal((1, 80, 3000)).astype(np.float32)

@@ -179,10 +179,16 @@ def compile_in_child(source: Path, compute_type: str) -> bool:
     if not Path(source).exists():
         return False
     package = sys.modules[__package__].__file__
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(source), compute_type, package],
-        env={**os.environ, COMPILE_IN_PROCESS: "1"},  # the child never starts another
-    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(source), compute_type, package],
+            env={**os.environ, COMPILE_IN_PROCESS: "1"},  # the child never starts another
+            # whatever it prints goes to stderr: a caller's stdout may be a protocol or a result
+            stdout=2,
+        )
+    except OSError as error:  # no stderr to hand it, no interpreter to start
+        log.warning("could not start a process to compile in: %s", error)
+        return False
     if done.returncode != 0:
         log.warning("compiling in a child process failed (exit %s): compiling here", done.returncode)
         return False
