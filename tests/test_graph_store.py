@@ -97,9 +97,12 @@ def test_store_keeps_the_most_recently_used_files_within_its_limit(store):
         path = store / f"{name}.mef"
         path.write_bytes(b"x" * 1000)
         os.utime(path, (now - age * 3600, now - age * 3600))
+    writing = store / ".staging-other.mef"  # another process's export, not renamed yet
+    writing.write_bytes(b"x" * 1000)
+    os.utime(writing, (now - 50 * 3600, now - 50 * 3600))
     removed = graph_store.trim(store, 2500)
     assert sorted(p.name for p in removed) == ["older.mef", "oldest.mef"]
-    assert sorted(p.name for p in store.glob("*.mef")) == ["newest.mef", "old.mef"]
+    assert sorted(p.name for p in store.glob("*.mef")) == [".staging-other.mef", "newest.mef", "old.mef"]
 
 
 def test_a_load_marks_its_file_used_and_a_new_file_trims_the_store(store, monkeypatch):

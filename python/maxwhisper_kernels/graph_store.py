@@ -207,6 +207,8 @@ def trim(folder: Path, limit: int) -> list[Path]:
     returns what it removed."""
     files = []
     for path in folder.glob("*.mef"):
+        if path.name.startswith("."):  # another process's file still being written (_export)
+            continue
         try:
             info = path.stat()
         except OSError:  # removed meanwhile by another process
