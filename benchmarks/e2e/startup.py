@@ -2,9 +2,9 @@
 
     benchmarks/e2e/.venv/bin/python benchmarks/e2e/startup.py [--repeats 5] [--cold]
 
-Two programs on jfk.flac, each a whole new process per run, alternating: maxwhisper's CLI
-(`python -m maxwhisper_kernels.cli jfk.flac --model tiny.en`, its defaults: beam 5) and the
-faster-whisper script a user would write (load the same CTranslate2 tiny.en directory, int8,
+Three programs on jfk.flac, each a whole new process per run, alternating: maxwhisper's CLI
+(`python -m maxwhisper_kernels.cli jfk.flac --model tiny.en`, its defaults: beam 5), the same
+with `--compute_type int8` (the like-for-like row for peak memory) and the faster-whisper script a user would write (load the same CTranslate2 tiny.en directory, int8,
 transcribe with its defaults: beam 5, print the text). Wall time is measured around the
 process; the transcription itself is measured inside one long-lived process per system (after
 a warm-up run, median of the repeats), so overhead = median wall - median transcription: the
@@ -44,9 +44,9 @@ print("".join(segment.text for segment in segments).strip())
 INSIDE_SCRIPT = """
 import json, statistics, sys, time
 system, model_dir, repeats, clip = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-if system == "maxwhisper":
+if system.startswith("maxwhisper"):
     import maxwhisper_kernels as mw
-    model = mw.load_model("tiny.en")
+    model = mw.load_model("tiny.en", compute_type="int8" if system.endswith("int8") else "default")
     # the CLI's defaults, as openai-whisper's CLI: beam 5, best of 5
     run = lambda: model.transcribe(clip, beam_size=5, best_of=5, verbose=None, progress=False)["text"]
 else:
@@ -84,6 +84,10 @@ def commands(model_dir: Path, out_dir: str) -> dict[str, list[str]]:
         "maxwhisper CLI": [
             sys.executable, "-m", "maxwhisper_kernels.cli", str(JFK), "--model", "tiny.en",
             "--output_dir", out_dir, "--output_format", "txt",
+        ],
+        "maxwhisper CLI, int8": [
+            sys.executable, "-m", "maxwhisper_kernels.cli", str(JFK), "--model", "tiny.en",
+            "--compute_type", "int8", "--output_dir", out_dir, "--output_format", "txt",
         ],
         "faster-whisper script (int8)": [
             sys.executable, "-c", FASTER_WHISPER_SCRIPT, str(model_dir), "int8", str(JFK),
@@ -132,6 +136,7 @@ def main(argv=None) -> int:
                 peaks[name].append(rss)
         inside = {
             "maxwhisper CLI": inside_seconds("maxwhisper", model_dir, args.repeats),
+            "maxwhisper CLI, int8": inside_seconds("maxwhisper-int8", model_dir, args.repeats),
             "faster-whisper script (int8)": inside_seconds("faster-whisper", model_dir, args.repeats),
         }
     for name in programs:
