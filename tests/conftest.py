@@ -10,6 +10,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 import provenance  # noqa: E402
 
+# Before any test module imports MAX: the package binds its allocator interposer only when it
+# loads first (os_memory.install), as a user's process would; run alone, a module that imports
+# max first (test_graph_store) used to leave test_os_memory without it.
+import maxwhisper_kernels  # noqa: E402, F401
+
 # Compiling a kernel graph takes seconds on first use, so no per-example
 # deadline; "long" is for a thorough run (HYPOTHESIS_PROFILE=long).
 settings.register_profile(
