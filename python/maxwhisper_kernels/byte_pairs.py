@@ -55,8 +55,12 @@ class BytePairEncoding:
         return set(self._special_tokens)
 
     def encode_ordinary(self, text: str) -> list[int]:
+        return self._encode_text(_without_lone_surrogates(text))
+
+    def _encode_text(self, text: str) -> list[int]:
+        """encode_ordinary of text that has no lone surrogates."""
         out: list[int] = []
-        for piece in self._pieces.findall(_without_lone_surrogates(text)):
+        for piece in self._pieces.findall(text):
             self._encode_piece(piece.encode("utf-8"), out)
         return out
 
@@ -112,13 +116,15 @@ class BytePairEncoding:
         """Token ids of text; special tokens spelled in it become those tokens where
         allowed_special lists them ("all": every one), and anything else that
         disallowed_special lists (by default every special not allowed) raises ValueError."""
+        text = _without_lone_surrogates(text)
+        specials = self._specials_in(text)
+        if not specials:  # the usual case: nothing to allow or refuse
+            return self._encode_text(text)
         allowed = set(self._special_tokens) if allowed_special == "all" else set(allowed_special)
         if disallowed_special == "all":
             disallowed = set(self._special_tokens) - allowed
         else:
             disallowed = set(disallowed_special)
-        text = _without_lone_surrogates(text)
-        specials = self._specials_in(text)
         for found in specials:
             if found.group() in disallowed:
                 raise ValueError(
@@ -129,10 +135,10 @@ class BytePairEncoding:
         start = 0
         for found in specials:
             if found.group() in allowed:
-                out += self.encode_ordinary(text[start : found.start()])
+                out += self._encode_text(text[start : found.start()])
                 out.append(self._special_tokens[found.group()])
                 start = found.end()
-        out += self.encode_ordinary(text[start:])
+        out += self._encode_text(text[start:])
         return out
 
     def _specials_in(self, text: str) -> list[regex.Match]:
