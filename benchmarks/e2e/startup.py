@@ -4,8 +4,9 @@
 
 Three programs on jfk.flac, each a whole new process per run, alternating: maxwhisper's CLI
 (`python -m maxwhisper_kernels.cli jfk.flac --model tiny.en`, its defaults: beam 5), the same
-with `--compute_type int8` (the like-for-like row for peak memory) and the faster-whisper script a user would write (load the same CTranslate2 tiny.en directory, int8,
-transcribe with its defaults: beam 5, print the text). Wall time is measured around the
+with `--compute_type int8` (the like-for-like row for peak memory) and the faster-whisper
+script a user would write (load the same CTranslate2 tiny.en directory, int8, transcribe with
+its defaults: beam 5, print the text). Wall time is measured around the
 process; the transcription itself is measured inside one long-lived process per system (after
 a warm-up run, median of the repeats), so overhead = median wall - median transcription: the
 imports, the model load, the first call's one-time work and the interpreter's exit.
