@@ -65,6 +65,10 @@ _library: ctypes.CDLL | None = None
 _depth = 0  # transcriptions under way (transcription() calls nest)
 
 
+def _turned_off() -> bool:
+    return os.environ.get("MAXWHISPER_RETURN_MEMORY", "1") == "0"
+
+
 def _build_dir() -> Path:
     # beside the kernel library (build.py's folder), without importing the Mojo tooling
     default = Path(__file__).resolve().parents[2] / "build"
@@ -120,7 +124,7 @@ def install() -> bool:
     global _library
     if _library is not None:
         return True
-    if os.environ.get("MAXWHISPER_RETURN_MEMORY", "1") == "0":
+    if _turned_off():
         return False
     if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
         try:
@@ -178,7 +182,7 @@ def release_file_pages() -> int:
     anonymous copies, which MADV_DONTNEED would throw away, so those are left alone. The
     dropped pages stay in the page cache; the next access maps a page back (a minor fault),
     which is why a page a transcription needs costs one fault and no disk read."""
-    if os.environ.get("MAXWHISPER_RETURN_MEMORY", "1") == "0":
+    if _turned_off():
         return 0
     try:
         smaps = Path("/proc/self/smaps").read_text()
