@@ -528,7 +528,9 @@ struct Attention:
             return
         comptime if target != "cpu":
             raise Error("attention: no path for target ", target)
-        comptime if bf16 and not causal:
+        # Every CPU with AMX has AVX-512: a kernel compiled for a target without it (an AVX2
+        # build, MAXWHISPER_CPU_TARGET) stands for a CPU without AMX even on a host with it.
+        comptime if bf16 and not causal and CompilationTarget.has_avx512f():
             var rows = q.dim_size(0) // k.dim_size(0) * q.dim_size(2)
             if q.dim_size(3) == 64 and rows >= AMX_MIN_ROWS and amx_permitted():
                 attention_amx(

@@ -20,6 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .runtime_options import apply_cpu_target
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KERNELS_DIR = Path(os.environ.get("MAXWHISPER_KERNELS_DIR", REPO_ROOT / "kernels"))
 BUILD_DIR = Path(os.environ.get("MAXWHISPER_BUILD_DIR", REPO_ROOT / "build"))
@@ -104,7 +106,10 @@ def build(force: bool = False) -> Path:
 
 @functools.lru_cache(maxsize=1)
 def kernel_library() -> Path:
-    """The kernel library for this process (built once, then reused)."""
+    """The kernel library for this process (built once, then reused). Every graph with our
+    kernels asks for it before it compiles, so this is where MAX is pointed at
+    MAXWHISPER_CPU_TARGET (runtime_options.apply_cpu_target)."""
+    apply_cpu_target()
     return build()
 
 

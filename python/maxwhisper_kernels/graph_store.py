@@ -11,8 +11,9 @@ A stored MEF is only valid for exactly what it was compiled from, so its key
 covers: the graph's name and the caller's description of it (model
 dimensions, weight dtypes, flags), the kernel library (its path holds the
 hash of the Mojo sources and compiler), the Python sources that build graphs,
-the MAX version and the CPU's instruction-set flags (a cache directory shared
-between an AVX-512 and an AVX2 machine must not hand one the other's code).
+the MAX version, the CPU's instruction-set flags (a cache directory shared
+between an AVX-512 and an AVX2 machine must not hand one the other's code) and
+the CPU the kernels were compiled for when MAXWHISPER_CPU_TARGET names one.
 Weights are not compiled in: they are bound when the model is initialised.
 
 Every upgrade or kernel edit makes new keys, so the store would only grow (a tiny.en
@@ -51,6 +52,7 @@ from max.engine import InferenceSession, Model
 from max.graph import Graph
 
 from .build import kernel_library
+from .runtime_options import cpu_target
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ def _environment_digest() -> str:
     digest.update(str(kernel_library()).encode())
     digest.update(metadata.version("max").encode())
     digest.update(platform.machine().encode() + _cpu_flags().encode())
+    digest.update(b"target:" + cpu_target().encode())  # code compiled for another CPU (runtime_options)
     # Any edit to the code that builds graphs may change a graph, so all of
     # it is in the key; sources that never build graphs cost only a rebuild.
     for folder in (_PACKAGE_DIR, _GRAPH_DIR):
