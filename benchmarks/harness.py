@@ -368,7 +368,8 @@ def write_summary() -> None:
         "(MAX: `model.execute` on inputs already in Buffers, compile excluded). "
         "% of peak: of the 2 cores' fp32 FMA peak measured for that kind of machine with "
         f"independent FMA chains (each header says which: {DEFAULT_PEAK_GFLOPS:g} GFLOP/s on AMD, "
-        f"{PEAK_GFLOPS[('Intel', 'avx512')]:g} on the Intel AVX-512 machines) or of ~{DRAM_GBPS:g} "
+        f"{PEAK_GFLOPS[('Intel', 'avx512')]:g} on the Intel AVX-512 machines, "
+        f"{PEAK_GFLOPS[('Intel', 'avx2')]:g} for AVX2 code run there) or of ~{DRAM_GBPS:g} "
         "GB/s DRAM; the NumPy sgemm rate in each header is the practical ceiling of that run. "
         "Speed ratios are baseline time / "
         "contender time (above 1 = faster than the baseline). max abs err is against the float64 "
@@ -376,7 +377,10 @@ def write_summary() -> None:
         "(and the hypervisor) took while the case ran, out of 2 cores: this machine is "
         "shared, and a busy core slows every parallel contender. Runs since 2026-12-03 06:15 UTC "
         "set OPENBLAS_THREAD_TIMEOUT=4 (the header's env says so): before, OpenBLAS's threads "
-        "still spun after NumPy's samples and slowed the contender timed next.\n"
+        "still spun after NumPy's samples and slowed the contender timed next. A tag such as "
+        "avx2-znver3-on-avx512 marks a run of code compiled for another CPU than the host's "
+        "(MAXWHISPER_CPU_TARGET; NumPy and OpenBLAS held to the same vectors): that vector set's "
+        "code paths, with the host's caches and memory.\n"
     )
     RESULTS_DIR.joinpath("README.md").write_text(
         intro + "".join("\n" + _section(p) for p in payloads)
