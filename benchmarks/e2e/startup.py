@@ -114,6 +114,8 @@ def main(argv=None) -> int:
 
     model_dir = load_checkpoint("tiny.en").source.parent
     machine = common.machine()
+    # with MAXWHISPER_CPU_TARGET, faster-whisper is held to the target's vectors too (run.py)
+    os.environ.update(common.provenance.peers_held_to_target())
     env = dict(os.environ)
     rows: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as out_dir:
