@@ -272,8 +272,30 @@ def versions() -> dict[str, str]:
     return out
 
 
+def emulated_target() -> dict | None:
+    """MAXWHISPER_CPU_TARGET's CPU and the variables that hold the other systems to its
+    vectors (provenance.peers_held_to_target), when a run stands for another machine."""
+    held = provenance.peers_held_to_target()
+    return {"target": provenance.cpu_target(), "held": held} if held else None
+
+
+def emulation_note(machine: dict) -> list[str]:
+    """The results header's line for a run of code compiled for another CPU (none otherwise)."""
+    emulated = machine.get("cpu_target")
+    if not emulated:
+        return []
+    held = ", ".join(f"{key}={value}" for key, value in emulated["held"].items())
+    return [
+        f"- **Emulated instruction set:** maxwhisper's kernels and MAX's ops compiled for "
+        f"{emulated['target']} (MAXWHISPER_CPU_TARGET) and run on this CPU; the other systems "
+        f"held to the same vectors ({held}). The caches, memory and clock are this machine's, "
+        f"not a {emulated['target']}'s."
+    ]
+
+
 def machine() -> dict:
     return {
+        "cpu_target": emulated_target(),
         "cpu": cpu_model(),
         "cpu_flags": cpu_flags(),
         "isa": provenance.isa_tag(),

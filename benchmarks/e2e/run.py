@@ -146,9 +146,7 @@ def main(argv=None) -> int:
     env = common.maxwhisper_env(site)
     # MAXWHISPER_CPU_TARGET: maxwhisper's kernels compiled for another CPU; the other systems
     # are held to that CPU's vector set, so the run stands for one on such a machine
-    held = common.provenance.peers_held_to_target()
-    env.update(held)
-    machine["cpu_target"] = {"target": common.provenance.cpu_target(), "held": held} if held else None
+    env.update(common.provenance.peers_held_to_target())
     if site is not None:
         sys.path.insert(0, str(site))
     from maxwhisper_kernels.weights import load_checkpoint
@@ -419,14 +417,7 @@ def markdown(report: dict) -> str:
         f"load average {m['loadavg_start'][0]:.2f} at the start, {m['loadavg_end'][0]:.2f} at the end "
         "(the machine is shared: other people's jobs ran alongside)",
     ]
-    if m.get("cpu_target"):
-        held = ", ".join(f"{key}={value}" for key, value in m["cpu_target"]["held"].items())
-        lines.append(
-            f"- **Emulated instruction set:** maxwhisper's kernels and MAX's ops compiled for "
-            f"{m['cpu_target']['target']} (MAXWHISPER_CPU_TARGET) and run on this CPU; the other systems "
-            f"held to the same vectors ({held}). The caches, memory and clock are this machine's, "
-            f"not a {m['cpu_target']['target']}'s."
-        )
+    lines += common.emulation_note(m)
     lines += [
         f"- maxwhisper {report['maxwhisper_commit'][:12]} ({report['maxwhisper_code']}"
         + (", working tree had uncommitted changes" if report["working_tree_dirty"] else "")

@@ -176,6 +176,7 @@ def markdown(report: dict) -> str:
         "",
         f"- Machine: {m['cpu']} ({m['cpu_flags']}), {m['cores']} cores; {m['date']}; "
         f"load average {m['loadavg_start'][0]:.1f} at the start, {m['loadavg_end'][0]:.1f} at the end.",
+        *common.emulation_note(m),
         f"- maxwhisper {report['commit'][:12]}; {report['repeats']} warm runs per program, alternating; "
         "medians. Overhead = whole-process wall time - the same transcription timed inside a warm process.",
         "- Command: `benchmarks/e2e/.venv/bin/python benchmarks/e2e/startup.py`",
