@@ -55,7 +55,8 @@ def cpu_target() -> str:
     kernels' compile-time choices (vector width, register tiles, VNNI or AVX2 int8 paths)
     are then that CPU's. It serves two purposes: code for an older CPU (znver3, haswell)
     runs and is measured on a newer one, which is how the AVX2 paths are benchmarked and
-    tested on an AVX-512 machine; and a compile cache can be made for a fleet. The code
+    tested on an AVX-512 machine; and MAX's own compile cache can be filled for machines
+    of another kind. The code
     must only use instructions this machine has: naming a newer CPU than the host's
     makes kernels die with an illegal instruction."""
     return os.environ.get(CPU_TARGET_VARIABLE, "").strip()
@@ -78,8 +79,8 @@ def _known_cpus() -> frozenset[str]:
 
 def apply_cpu_target() -> None:
     """Points MAX's CPU code generation at cpu_target(), before anything is compiled.
-    CpuTargetError for a name the compiler does not know: LLVM would only warn and
-    compile for a baseline CPU, a slow and silently different build."""
+    CpuTargetError for a name the compiler does not know: MAX itself takes any string
+    there without a word, so a typo would only show as a build unlike the one asked for."""
     target = cpu_target()
     if not target:
         return
