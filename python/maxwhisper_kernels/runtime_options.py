@@ -56,9 +56,8 @@ def cpu_target() -> str:
     are then that CPU's. It serves two purposes: code for an older CPU (znver3, haswell)
     runs and is measured on a newer one, which is how the AVX2 paths are benchmarked and
     tested on an AVX-512 machine; and MAX's own compile cache can be filled for machines
-    of another kind. The code
-    must only use instructions this machine has: naming a newer CPU than the host's
-    makes kernels die with an illegal instruction."""
+    of another kind. Code that runs here must only use instructions this machine has:
+    naming a newer CPU than the host's makes kernels die with an illegal instruction."""
     return os.environ.get(CPU_TARGET_VARIABLE, "").strip()
 
 
