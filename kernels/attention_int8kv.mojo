@@ -14,7 +14,7 @@
 # int8 halves what float16 read: 4.6 MB a step for tiny.en, 37 MB for the
 # batched pipeline's 8 audios.
 # Algorithm: a few query rows per head (decoding steps, beams) take
-# attention.mojo's direct path with scales: a score is scaled after its dot
+# attention_direct.mojo's path with scales: a score is scaled after its dot
 # product, a probability before it weighs its value row, and the normaliser
 # sums the probabilities themselves. More rows (a window's first step, the
 # whole prompt at once) dequantize the keys and values into float32 once and
@@ -26,7 +26,9 @@ from extensibility import InputTensor, OutputTensor
 from max.gpu.host import DeviceContext
 from std.math import ceildiv
 from std.memory.alloc import unsafe_alloc
-from .attention import SMALL, W, attention_cpu
+from .attention import attention_cpu
+from .attention_direct import SMALL
+from .attention_pv import W
 from .strides import Strides
 from .team import Team
 
