@@ -7,11 +7,7 @@ import pytest
 
 from clips import SHARED_AUDIO
 from conftest import DECODING_MODES
-from maxwhisper_kernels import cli
-from maxwhisper_kernels.audio import load_audio
-from maxwhisper_kernels.decoding import DecodingOptions, decode_batch
-from maxwhisper_kernels.transcribe import transcribe, transcribe_batch
-from test_decoding import (  # noqa: F401 (fake_mel is a fixture)
+from decoding_script import (  # noqa: F401 (fake_mel is a fixture)
     HELLO,
     MEL,
     SOT,
@@ -24,6 +20,10 @@ from test_decoding import (  # noqa: F401 (fake_mel is a fixture)
     seconds_of_audio,
     ts,
 )
+from maxwhisper_kernels import cli
+from maxwhisper_kernels.audio import load_audio
+from maxwhisper_kernels.decoding import DecodingOptions, decode_batch
+from maxwhisper_kernels.transcribe import transcribe, transcribe_batch
 
 DEV_CLIPS = ["dev/1089-134686-0002.flac", "dev/1221-135766-0001.flac"]
 
