@@ -34,6 +34,18 @@ def pytest_report_header(config):
     return f"cpu: {cpu.get('model name', 'unknown')}, {os.cpu_count()} cores, isa {provenance.isa_tag()} ({flags})"
 
 
+# --- the tiny.en checkpoint as NumPy arrays, once per module (tests/test_weights_*.py,
+# tests/test_whisper_reference.py); skipped where its package is not installed ---
+@pytest.fixture(scope="module")
+def tiny():
+    from maxwhisper_kernels.weights import ModelNotInstalledError, load_checkpoint
+
+    try:
+        return load_checkpoint("tiny.en")
+    except ModelNotInstalledError as error:
+        pytest.skip(str(error))
+
+
 @pytest.fixture(scope="session")
 def tiny_en():
     from maxwhisper_kernels.model import load_model
