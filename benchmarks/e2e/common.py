@@ -1,5 +1,6 @@
-"""Shared pieces of the end-to-end benchmark: paths, clips, the maxwhisper source snapshot,
-the reference texts, WER and the machine's description."""
+"""Shared pieces of the end-to-end benchmark: the systems and decoding settings it compares,
+paths, clips, the maxwhisper source snapshot, the reference texts, WER and the machine's
+description."""
 
 from __future__ import annotations
 
@@ -35,6 +36,17 @@ JFK_TEXT = (
 # espeak-ng settings for the long-form clips (American English, 160 words per minute)
 ESPEAK_ARGS = ["-v", "en-us", "-s", "160"]
 LONG_CLIPS = ["declaration", "lincoln"]  # texts/<name>.txt
+
+SYSTEMS = [  # (label, system, compute type)
+    ("maxwhisper fp32", "maxwhisper", "float32"),
+    ("maxwhisper int8", "maxwhisper", "int8"),
+    ("faster-whisper fp32", "faster-whisper", "float32"),
+    ("faster-whisper int8", "faster-whisper", "int8"),
+    ("openai-whisper fp32", "openai-whisper", "float32"),
+]
+FW32, FW8 = "faster-whisper fp32", "faster-whisper int8"
+CONFIGS = {"greedy": 1, "beam 5": 5}
+SHORT_CLIP_S = 30  # clips shorter than this get --short-repeats timed runs
 
 
 @dataclass
