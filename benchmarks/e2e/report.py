@@ -118,6 +118,11 @@ def fmt_ratio(x) -> str:
     return "" if x is None else f"{x:.2f}"
 
 
+def file_pages(result: dict) -> str:
+    """The file-mapped part of a peak, in brackets; results from before it was recorded have none."""
+    return f" ({result['file_rss_mib']:.0f})" if "file_rss_mib" in result else ""
+
+
 def table(report: dict) -> str:
     lines = [
         "| system | beam | clip | processing s: median (min-max) | x real time | fw fp32 time / this | fw int8 time / this | WER | same text every repeat | peak RSS MiB (of it file pages) | others' CPU (cores) |",
@@ -129,7 +134,7 @@ def table(report: dict) -> str:
             f"| {r['system']} | {r['config']} | {r['clip']} | {s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f}) "
             f"| {r['x_real_time']:.1f} | {fmt_ratio(r['vs_fw_fp32'])} | {fmt_ratio(r['vs_fw_int8'])} "
             f"| {100 * r['wer']:.1f} % | {'yes' if r['texts_identical'] else 'no'} "
-            f"| {r['peak_rss_mib']:.0f} ({r['file_rss_mib']:.0f}) | {r['others_cpu_cores']:.2f} |"
+            f"| {r['peak_rss_mib']:.0f}{file_pages(r)} | {r['others_cpu_cores']:.2f} |"
         )
     return "\n".join(lines)
 
