@@ -41,7 +41,8 @@ from .attention_int8kv import attention_int8kv_cpu, check_int8kv, check_keys, de
 from .kv_cache import cached_attention_cpu, check_cache
 from .layernorm import add_layernorm_cpu
 from .linear import linear_cpu
-from .matmul_int8 import _path, matmul_int8_cpu, quantized_words
+from .matmul_int8 import matmul_int8_cpu, quantized_words
+from .matmul_int8_tiles import path_for
 from .strides import Strides
 from .gelu import gelu_span
 from .team import Team
@@ -104,7 +105,7 @@ struct DecoderLayer:
         comptime if target != "cpu":
             raise Error("decoder_layer: CPU only (GPU graphs keep the separate ops)")
         comptime int8 = qkv_w.dtype == I8
-        comptime path = _path["native"]()
+        comptime path = path_for["native"]()
         var M = x.dim_size(0)
         var d = x.dim_size(1)
         var B = slots.dim_size(0)
